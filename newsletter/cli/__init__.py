@@ -1,0 +1,82 @@
+"""The ``newsletter`` command: a thin layer that parses, calls the services and prints."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import __version__
+from ..errors import NewsletterError
+from .app import App
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not the user's fault
+
+
+class NewsletterGroup(click.Group):
+    """Turns the project's errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            click.echo(f"Error: the store failed: {detail}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("NEWSLETTER_DEBUG"):
+                raise
+            click.echo(
+                f"Internal error: {type(exc).__name__}: {exc} (set NEWSLETTER_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="newsletter")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Project folder holding newsletter.toml, campaigns/ and templates/ (default: the current folder).",
+)
+@click.option("--db", "database_url", metavar="URL", help="Database URL; overrides database_url.")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None, database_url: str | None) -> None:
+    """Harvest's newsletter: subscribers, campaigns and delivery.
+
+    Settings come from built-in defaults, then newsletter.toml in the project folder, then
+    NEWSLETTER_* environment variables, then command-line flags; `newsletter config show` tells which
+    won. Secrets (NEWSLETTER_SECRET_KEY, NEWSLETTER_SMTP_PASSWORD) come from the environment only.
+    """
+    if not isinstance(ctx.obj, App):
+        ctx.obj = App(project_dir=project_dir)
+    if database_url is not None:
+        ctx.obj.overrides["database_url"] = database_url
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from . import config_cmd, store_cmd, subscribers_cmd
+
+    cli.add_command(store_cmd.init)
+    cli.add_command(config_cmd.config)
+    cli.add_command(subscribers_cmd.subscribers)
+
+
+_register()
+
+
+def main() -> None:
+    cli.main(prog_name="newsletter")
+    sys.exit(0)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import click
+
+from ..config import Settings, masked
+from .app import App
+from .output import json_option, print_json, print_table
+
+
+@click.group()
+def config() -> None:
+    """Inspect the resolved settings."""
+
+
+@config.command("show")
+@json_option
+@click.pass_obj
+def show(app: App, as_json: bool) -> None:
+    """Print every setting, its value and where it came from (secrets masked).
+
+    Precedence, lowest first: default < newsletter.toml < NEWSLETTER_<NAME> < command-line flag.
+    """
+    resolved = app.resolved
+    rows = [
+        (name, masked(name, getattr(resolved.settings, name)), resolved.sources[name])
+        for name in Settings.setting_names()
+    ]
+    if as_json:
+        print_json(
+            {
+                "project_dir": str(resolved.settings.project_dir),
+                "settings": {name: {"value": value, "source": source} for name, value, source in rows},
+            }
+        )
+    else:
+        print_table(f"Settings for {resolved.settings.project_dir}", ["setting", "value", "from"], rows)

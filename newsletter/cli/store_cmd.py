@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import click
+from sqlalchemy.engine import make_url
+
+from ..db import init_store
+from .app import App
+from .output import json_option, print_json
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def init(app: App, as_json: bool) -> None:
+    """Create the subscriber store, or upgrade it to this version's schema.
+
+    Safe to run any number of times: an up-to-date store is left as it is.
+    """
+    url = app.settings.resolved_database_url
+    before, after = init_store(url)
+    shown = make_url(url).render_as_string(hide_password=True)
+    if as_json:
+        print_json({"database": shown, "revision_before": before, "revision": after})
+    elif before == after:
+        click.echo(f"Store at {shown} is up to date (schema {after}).")
+    elif before is None:
+        click.echo(f"Created the store at {shown} (schema {after}).")
+    else:
+        click.echo(f"Upgraded the store at {shown} from schema {before} to {after}.")

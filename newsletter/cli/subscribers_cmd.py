@@ -1,0 +1,286 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from .. import subscribers as service
+from ..errors import InputError
+from ..importer import import_csv
+from ..models import Source, Status
+from ..subscribers import ConsentInfo
+from .app import App
+from .output import interactive, json_option, print_json, print_table
+
+STATUS = click.Choice([s.value for s in Status])
+EXPORT_FIELDS = ["email", "name", "status", "tags", "source", "created_at", "confirmed_at", "unsubscribed_at"]
+
+
+def _tag_option(help: str) -> Any:
+    return click.option("--tag", "tags", multiple=True, metavar="TAG", help=help)
+
+
+@click.group()
+def subscribers() -> None:
+    """Add, import, list, export and remove subscribers."""
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@_tag_option("Topic tag (repeatable), e.g. faq-updates.")
+@click.option("--confirmed", is_flag=True, help="Consent is already confirmed (e.g. given in person).")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Bring back an address that unsubscribed, bounced, complained or was erased. Logged as a staff action.",
+)
+@json_option
+@click.pass_obj
+def add(
+    app: App, email: str, name: str, tags: tuple[str, ...], confirmed: bool, resubscribe: bool, as_json: bool
+) -> None:
+    """Add one subscriber by hand (consent recorded as 'manual').
+
+    An address already on the list gets the new name and tags. A suppressed address is refused unless
+    --resubscribe is given.
+    """
+    settings = app.settings
+    with app.store.session() as session:
+        result = service.add(
+            session,
+            email,
+            consent=ConsentInfo(Source.MANUAL, settings.consent_version, origin="newsletter subscribers add"),
+            name=name,
+            tags=tags,
+            confirmed=confirmed,
+            resubscribe=resubscribe,
+            secret_key=settings.secret_key,
+        )
+        record = service.summary(result.subscriber)
+    if as_json:
+        print_json({"outcome": result.outcome, **record})
+    else:
+        click.echo(f"{result.outcome.capitalize()}: {record['email']} ({record['status']})")
+
+
+def _open_csv(path: str) -> IO[str]:
+    # utf-8-sig drops a byte-order mark; newline="" lets the csv module see line breaks inside quotes.
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@subscribers.command("import")
+@click.argument("file", metavar="FILE")
+@click.option("--confirmed", is_flag=True, help="The people in the file already confirmed (double opt-in done).")
+@_tag_option("Tag every imported subscriber (repeatable).")
+@click.option("--email-column", metavar="C", help="Header of the address column (default: Email, Email Address, E-mail).")
+@click.option("--name-column", metavar="C", help="Header of the name column (default: Name, or First Name + Last Name).")
+@click.option("--dry-run", is_flag=True, help="Report what would happen and change nothing.")
+@json_option
+@click.pass_obj
+def import_(
+    app: App,
+    file: str,
+    confirmed: bool,
+    tags: tuple[str, ...],
+    email_column: str | None,
+    name_column: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import a CSV export of the signup form (FILE, or - for standard input).
+
+    Rows are new (imported), already known (updated or unchanged), repeated in the file (duplicates),
+    unusable (invalid, with line numbers) or suppressed: addresses that left the list are never re-added.
+    The import is one transaction; importing the same file twice changes nothing the second time.
+    """
+    settings = app.settings
+    origin = "stdin" if file == "-" else Path(file).name
+    with _open_csv(file) as stream, app.store.session(commit=not dry_run) as session:
+        if not as_json and interactive():
+            click.echo(f"Importing {origin}...", err=True)
+        report = import_csv(
+            session,
+            stream,
+            origin=origin,
+            wording_version=settings.consent_version,
+            confirmed=confirmed,
+            tags=tags,
+            email_column=email_column,
+            name_column=name_column,
+            secret_key=settings.secret_key,
+        )
+        report.dry_run = dry_run
+    if as_json:
+        print_json(report.as_dict())
+        return
+    verb = "Would import" if dry_run else "Imported"
+    click.echo(
+        f"{verb} {report.imported}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"duplicates in file {report.duplicates}, suppressed {report.suppressed}, invalid {len(report.invalid)}."
+    )
+    shown = report.invalid[:20]
+    for problem in shown:
+        click.echo(f"  line {problem['line']}: {problem['reason']}", err=True)
+    if len(report.invalid) > len(shown):
+        click.echo(f"  ... and {len(report.invalid) - len(shown)} more invalid rows (use --json for all)", err=True)
+
+
+def _filters(func: Any) -> Any:
+    func = click.option("--status", type=STATUS, help="Only subscribers with this status.")(func)
+    return click.option("--tag", help="Only subscribers with this tag.")(func)
+
+
+@subscribers.command("list")
+@_filters
+@json_option
+@click.pass_obj
+def list_(app: App, status: str | None, tag: str | None, as_json: bool) -> None:
+    """List subscribers."""
+    with app.store.session() as session:
+        records = [service.summary(s) for s in service.query(session, status=status, tag=tag)]
+    if as_json:
+        print_json(records)
+        return
+    print_table(
+        f"{len(records)} subscriber(s)",
+        ["email", "name", "status", "tags", "created"],
+        [(r["email"], r["name"], r["status"], ", ".join(r["tags"]), r["created_at"][:10]) for r in records],
+    )
+
+
+def _csv_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, EXPORT_FIELDS)
+    writer.writeheader()
+    for record in records:
+        writer.writerow({**record, "tags": " ".join(record["tags"])})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _json_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
+    # Streamed as a JSON list so memory does not grow with the list's size.
+    yield "["
+    for index, record in enumerate(records):
+        yield ("," if index else "") + "\n  " + json.dumps(record, ensure_ascii=False)
+    yield "\n]\n"
+
+
+@subscribers.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@_filters
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of standard output.")
+@click.pass_obj
+def export(app: App, fmt: str, status: str | None, tag: str | None, output: Path | None) -> None:
+    """Export subscribers as CSV or JSON (email, name, status, tags, dates)."""
+    write = _json_lines if fmt == "json" else _csv_lines
+    with app.store.session() as session:
+        records = (service.summary(s) for s in service.query(session, status=status, tag=tag))
+        if output is None:
+            for chunk in write(records):
+                click.echo(chunk, nl=False)
+            return
+        partial = output.with_name(output.name + ".part")
+        with open(partial, "w", encoding="utf-8", newline="") as handle:
+            for chunk in write(records):
+                handle.write(chunk)
+        partial.replace(output)  # never leave a half-written export under the real name
+    click.echo(f"Wrote {output}", err=True)
+
+
+@subscribers.command()
+@click.argument("email")
+@json_option
+@click.pass_obj
+def show(app: App, email: str, as_json: bool) -> None:
+    """Everything stored about one person, events included (a GDPR access request; the access is logged)."""
+    with app.store.session() as session:
+        report = service.access_report(session, service.get(session, email), actor="cli")
+    if as_json:
+        print_json(report)
+        return
+    for key in ("email", "name", "status", "source", "created_at", "confirmed_at", "unsubscribed_at"):
+        click.echo(f"{key:>16}: {report[key] or ''}")
+    click.echo(f"{'tags':>16}: {', '.join(report['tags'])}")
+    print_table(
+        "Consent",
+        ["given", "method", "wording", "origin", "confirmed"],
+        [(c["given_at"], c["method"], c["wording_version"], c["origin"], c["confirmed_at"]) for c in report["consents"]],
+    )
+    print_table(
+        "Events",
+        ["at", "event", "by", "detail"],
+        [(e["at"], e["kind"], e["actor"], json.dumps(e["detail"], ensure_ascii=False)) for e in report["events"]],
+    )
+
+
+@subscribers.command()
+@click.argument("email")
+@json_option
+@click.pass_obj
+def unsubscribe(app: App, email: str, as_json: bool) -> None:
+    """Stop all mail to EMAIL. The address stays suppressed: no add or import brings it back."""
+    with app.store.session() as session:
+        subscriber = service.get(session, email)
+        changed = service.unsubscribe(session, subscriber, actor="cli", via="newsletter subscribers unsubscribe")
+        record = service.summary(subscriber)
+    if as_json:
+        print_json({"changed": changed, **record})
+    elif changed:
+        click.echo(f"Unsubscribed {record['email']}.")
+    else:
+        click.echo(f"{record['email']} was already {record['status']}; nothing changed.")
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@json_option
+@click.pass_obj
+def forget(app: App, email: str, yes: bool, as_json: bool) -> None:
+    """Erase a person (GDPR Art. 17): delete all their data, keep only a keyed hash so they stay suppressed.
+
+    Needs NEWSLETTER_SECRET_KEY. Rotating that key later lets erased addresses be added again.
+    """
+    secret_key = app.settings.require_secret_key()
+    if not yes and interactive():
+        click.confirm(f"Erase everything stored about {email.strip()}? This cannot be undone", abort=True)
+    with app.store.session() as session:
+        service.forget(session, email, secret_key=secret_key)
+    if as_json:
+        print_json({"erased": True})
+    else:
+        click.echo("Erased. Only a keyed hash of the address remains, to keep it suppressed.")
+
+
+@subscribers.command()
+@json_option
+@click.pass_obj
+def stats(app: App, as_json: bool) -> None:
+    """Counts by status and by tag."""
+    with app.store.session() as session:
+        data = service.stats(session)
+    if as_json:
+        print_json(data)
+        return
+    print_table(
+        f"{data['total']} subscriber(s), {data['erased']} erased",
+        ["status", "count"],
+        list(data["by_status"].items()),
+    )
+    if data["tags"]:
+        print_table(None, ["tag", "count"], list(data["tags"].items()))

@@ -1,0 +1,192 @@
+"""Settings: one object, one precedence.
+
+Every setting is resolved from these sources, later ones winning::
+
+    defaults  <  newsletter.toml (in the project folder)  <  NEWSLETTER_<NAME>  <  command-line flags
+
+Secrets (``secret_key``, ``smtp_password``) are read from the environment only: a value for them in
+``newsletter.toml`` is an error rather than silently ignored, so nobody commits one by accident.
+:func:`load_settings` records where each value came from, so ``newsletter config show`` can report it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from .errors import ConfigError
+
+CONFIG_FILENAME = "newsletter.toml"
+ENV_PREFIX = "NEWSLETTER_"
+
+
+def _setting(default: Any, help: str, *, secret: bool = False, env_only: bool = False) -> Any:
+    return dataclasses.field(
+        default=default, metadata={"help": help, "secret": secret, "env_only": env_only}
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved settings. Build one with :func:`load_settings`; tests may construct it directly."""
+
+    project_dir: Path = dataclasses.field(
+        default_factory=Path.cwd, metadata={"help": "Folder holding newsletter.toml", "internal": True}
+    )
+    database_url: str = _setting(
+        "sqlite:///subscribers.db", "SQLAlchemy URL of the store; relative SQLite paths are in the project folder"
+    )
+    organisation: str = _setting("Harvest", "Name shown in the email header and footer")
+    postal_address: str = _setting("", "Postal address printed in every email footer")
+    from_address: str = _setting("", "From: address of campaign emails")
+    reply_to: str = _setting("", "Reply-To: address of campaign emails (empty: none)")
+    public_base_url: str = _setting(
+        "http://127.0.0.1:8000", "Base URL of the web endpoint that emails link to"
+    )
+    transport: str = _setting("file:outbox/", "Transport URL: smtp://, smtps://, file:, console:, memory:")
+    campaigns_dir: str = _setting("campaigns", "Folder of campaign Markdown files")
+    templates_dir: str = _setting("templates", "Folder of the clinic's email templates")
+    consent_version: str = _setting("2026-11", "Version of the consent wording shown on the signup form")
+    rate: float = _setting(0.0, "Messages per second across all connections (0: unlimited)")
+    connections: int = _setting(1, "SMTP connections used in parallel")
+    secret_key: str = _setting(
+        "", "Key for signed links and erased-address hashes", secret=True, env_only=True
+    )
+    smtp_password: str = _setting("", "Password for SMTP AUTH", secret=True, env_only=True)
+
+    @classmethod
+    def setting_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+    @classmethod
+    def field_info(cls, name: str) -> Mapping[str, Any]:
+        return {f.name: f for f in dataclasses.fields(cls)}[name].metadata
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from settings, relative to the project folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.project_dir / path
+
+    @property
+    def campaigns_path(self) -> Path:
+        return self.resolve_path(self.campaigns_dir)
+
+    @property
+    def templates_path(self) -> Path:
+        return self.resolve_path(self.templates_dir)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored in the project folder."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            if not Path(url.database).is_absolute():
+                url = url.set(database=str(self.project_dir / url.database))
+        return url.render_as_string(hide_password=False)
+
+    def require_secret_key(self) -> str:
+        if not self.secret_key:
+            raise ConfigError(
+                "NEWSLETTER_SECRET_KEY is not set; it signs links and protects erased addresses. "
+                'Generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return self.secret_key
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedSettings:
+    settings: Settings
+    sources: dict[str, str]
+
+
+def _coerce(name: str, raw: Any, target: type, source: str) -> Any:
+    try:
+        if target is bool:
+            if isinstance(raw, bool):
+                return raw
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[
+                str(raw).strip().lower()
+            ]
+        if target is int and isinstance(raw, float | bool):
+            raise ValueError
+        value = target(raw)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{source}: {name} must be {target.__name__}, got {raw!r}") from None
+    if target in (int, float) and value < 0:
+        raise ConfigError(f"{source}: {name} must not be negative, got {raw!r}")
+    if target is str and any(ord(c) < 32 and c != "\t" for c in value):
+        raise ConfigError(f"{source}: {name} must not contain control characters")
+    return value
+
+
+def _field_types() -> dict[str, type]:
+    return {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def load_settings(
+    project_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ResolvedSettings:
+    """Resolve settings from defaults, ``newsletter.toml``, the environment and flags, in that order.
+
+    ``overrides`` are command-line flags; ``None`` values mean "not given".
+    """
+    project_dir = (project_dir or Path.cwd()).resolve()
+    environ = os.environ if environ is None else environ
+    types = _field_types()
+    fields = {f.name: f for f in dataclasses.fields(Settings) if not f.metadata.get("internal")}
+    values: dict[str, Any] = {}
+    sources = {name: "default" for name in fields}
+
+    config_file = project_dir / CONFIG_FILENAME
+    if config_file.is_file():
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_file}: not valid TOML ({exc})") from exc
+        for name, raw in data.items():
+            if name not in fields:
+                raise ConfigError(f"{config_file}: unknown setting {name!r}")
+            if fields[name].metadata["env_only"]:
+                raise ConfigError(
+                    f"{config_file}: {name} is a secret and may only come from {ENV_PREFIX}{name.upper()}"
+                )
+            values[name] = _coerce(name, raw, types[fields[name].type], CONFIG_FILENAME)
+            sources[name] = CONFIG_FILENAME
+
+    for name, f in fields.items():
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(name, environ[env_name], types[f.type], env_name)
+            sources[name] = f"env {env_name}"
+
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in fields:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, raw, types[fields[name].type], "command line")
+        sources[name] = "command line"
+
+    try:
+        settings = Settings(project_dir=project_dir, **values)
+        settings.resolved_database_url  # noqa: B018 - validates the URL early
+    except Exception as exc:  # sqlalchemy raises ArgumentError for a malformed URL
+        raise ConfigError(f"database_url is not a valid database URL ({exc})") from None
+    return ResolvedSettings(settings, sources)
+
+
+def masked(name: str, value: Any) -> Any:
+    """A value for display: secrets hidden, passwords in URLs hidden, anything else as it is."""
+    if Settings.field_info(name).get("secret"):
+        return "********" if value else "(not set)"
+    if name == "database_url":
+        return make_url(value).render_as_string(hide_password=True)
+    return value

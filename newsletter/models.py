@@ -1,0 +1,188 @@
+"""The store's tables, as SQLAlchemy 2.x typed models. The same models run on SQLite and PostgreSQL.
+
+Schema changes go through an Alembic migration in ``newsletter/migrations/versions``; a test checks that
+the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite has no time zones of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def suppressed(self) -> bool:
+        return self in SUPPRESSED
+
+
+SUPPRESSED = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
+
+
+class Source(enum.StrEnum):
+    """How a subscriber (or a consent) arrived."""
+
+    FORM = "form"
+    IMPORT = "import"
+    MANUAL = "manual"
+
+
+class EventKind(enum.StrEnum):
+    SUBSCRIBED = "subscribed"
+    IMPORTED = "imported"
+    CONFIRMED = "confirmed"
+    UPDATED = "updated"
+    UNSUBSCRIBED = "unsubscribed"
+    RESUBSCRIBED = "resubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    EXPORTED = "exported"
+    PREFERENCES = "preferences"
+
+
+def _check_in(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in enum_cls)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (_check_in("status", Status), _check_in("source", Source))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # The normalised address folded to lower case: uniqueness is case-insensitive on every backend.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+
+    tags: Mapped[list[SubscriberTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="SubscriberTag.tag"
+    )
+    consents: Mapped[list[Consent]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Consent.id"
+    )
+    events: Mapped[list[Event]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Event.id"
+    )
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t.tag for t in self.tags]
+
+
+class SubscriberTag(Base):
+    __tablename__ = "subscriber_tags"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Event(Base):
+    """One line of a subscriber's append-only history."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subscriber_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Consent(Base):
+    """When and how a subscriber agreed, to which wording, and what confirmed it."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index("ix_consents_subscriber_id", "subscriber_id"),
+        _check_in("method", Source),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(16))
+    wording_version: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where it was given: the form's URL, the import file's name, or the staff member's note.
+    origin: Mapped[str] = mapped_column(Text, default="")
+    # A keyed hash, never the address itself: enough to spot abuse, useless for tracking.
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None]
+    confirm_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+
+
+class Erasure(Base):
+    """An address erased under GDPR Art. 17, kept only as an HMAC so its suppression still holds."""
+
+    __tablename__ = "erasures"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)

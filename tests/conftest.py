@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from newsletter.cli import cli
+from newsletter.db import Store, open_store
+
+from .pgserver import find_bindir, running_server
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No NEWSLETTER_* setting of the developer's leaks into a test, and no test writes into the repo."""
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL server binaries not found; `make test` installs Debian's postgresql package")
+    with running_server(bindir) as url:
+        yield url
+
+
+def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend the product supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'subscribers.db'}"
+    else:
+        yield from _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder with the clinic-like settings a test needs."""
+    (tmp_path / "newsletter.toml").write_text(
+        'organisation = "Harvest Test Clinic"\n'
+        'postal_address = "1 Example Way, Springfield, ZZ 00000"\n'
+        'from_address = "news@harvest.example"\n'
+        'public_base_url = "https://news.harvest.example"\n',
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+class Newsletter:
+    """Runs the CLI in-process against one project folder and database, as a user would."""
+
+    def __init__(self, project: Path, database_url: str) -> None:
+        self.project = project
+        self.database_url = database_url
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        return self.runner.invoke(
+            cli,
+            ["--project", str(self.project), "--db", self.database_url, *args],
+            input=input,
+            env=env,
+            catch_exceptions=False,
+        )
+
+
+@pytest.fixture
+def newsletter(project: Path, database_url: str) -> Newsletter:
+    return Newsletter(project, database_url)

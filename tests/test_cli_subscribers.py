@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import Newsletter
+
+SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key"}
+
+
+def test_init_twice_is_safe(newsletter: Newsletter) -> None:
+    first = newsletter("init")
+    assert first.exit_code == 0 and "Created the store" in first.output
+    second = newsletter("init", "--json")
+    assert json.loads(second.output)["revision_before"] == "0001"
+
+
+def test_add_list_show_unsubscribe(newsletter: Newsletter) -> None:
+    added = newsletter("subscribers", "add", "Ann@Example.org", "--name", "Ann", "--tag", "faq-updates", "--json")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output)["outcome"] == "added"
+    newsletter("subscribers", "add", "bo@example.org", "--confirmed")
+    listed = json.loads(newsletter("subscribers", "list", "--json").output)
+    assert [(r["email"], r["status"]) for r in listed] == [("Ann@example.org", "pending"), ("bo@example.org", "confirmed")]
+    only = json.loads(newsletter("subscribers", "list", "--status", "confirmed", "--json").output)
+    assert [r["email"] for r in only] == ["bo@example.org"]
+    tagged = json.loads(newsletter("subscribers", "list", "--tag", "faq-updates", "--json").output)
+    assert [r["email"] for r in tagged] == ["Ann@example.org"]
+    table = newsletter("subscribers", "list").output
+    assert "Ann@example.org" in table and "2 subscriber(s)" in table
+
+    shown = json.loads(newsletter("subscribers", "show", "ann@example.org", "--json").output)
+    assert {"email", "name", "status", "tags", "events", "consents"} <= shown.keys()
+    assert [e["kind"] for e in shown["events"]] == ["subscribed", "exported"]
+    assert shown["consents"][0]["method"] == "manual"
+
+    out = newsletter("subscribers", "unsubscribe", "ANN@example.org")
+    assert out.exit_code == 0 and "Unsubscribed" in out.output
+    assert "nothing changed" in newsletter("subscribers", "unsubscribe", "ann@example.org").output
+    refused = newsletter("subscribers", "add", "ann@example.org")
+    assert refused.exit_code == 1 and "stays suppressed" in refused.output
+    back = newsletter("subscribers", "add", "ann@example.org", "--resubscribe")
+    assert back.exit_code == 0 and "Resubscribed" in back.output
+
+
+def test_forget_needs_the_key_and_then_erases(newsletter: Newsletter) -> None:
+    newsletter("subscribers", "add", "erase@example.org", "--name", "Erin")
+    no_key = newsletter("subscribers", "forget", "erase@example.org")
+    assert no_key.exit_code == 1 and "NEWSLETTER_SECRET_KEY" in no_key.output
+    done = newsletter("subscribers", "forget", "erase@example.org", env=SECRET)
+    assert done.exit_code == 0, done.output
+    gone = newsletter("subscribers", "show", "erase@example.org")
+    assert gone.exit_code == 1 and gone.output.startswith("Error: no subscriber")
+    again = newsletter("subscribers", "add", "erase@example.org", env=SECRET)
+    assert again.exit_code == 1 and "was erased" in again.output
+    stats = json.loads(newsletter("subscribers", "stats", "--json").output)
+    assert stats["erased"] == 1 and stats["total"] == 0
+    dump = newsletter("subscribers", "export", "--format", "json").output
+    assert "erase" not in dump and "Erin" not in dump
+
+
+def test_export_csv_and_json(newsletter: Newsletter, tmp_path: Path) -> None:
+    newsletter("subscribers", "add", "a@example.org", "--name", "Ann, \"the\" first", "--tag", "x", "--tag", "y")
+    newsletter("subscribers", "add", "b@example.org", "--confirmed")
+    rows = list(csv.DictReader(io.StringIO(newsletter("subscribers", "export").output)))
+    assert [r["email"] for r in rows] == ["a@example.org", "b@example.org"]
+    assert rows[0]["name"] == 'Ann, "the" first' and rows[0]["tags"] == "x y"
+    target = tmp_path / "out.json"
+    result = newsletter("subscribers", "export", "--format", "json", "--status", "confirmed", "-o", str(target))
+    assert result.exit_code == 0
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert [r["email"] for r in data] == ["b@example.org"]
+    assert {"email", "name", "status", "tags", "created_at"} <= data[0].keys()
+    empty = json.loads(newsletter("subscribers", "export", "--format", "json", "--tag", "none").output)
+    assert empty == []
+
+
+def test_stats_text_and_json(newsletter: Newsletter) -> None:
+    newsletter("subscribers", "add", "a@example.org", "--tag", "faq-updates", "--confirmed")
+    data = json.loads(newsletter("subscribers", "stats", "--json").output)
+    assert data["by_status"]["confirmed"] == 1 and data["tags"] == {"faq-updates": 1}
+    assert "faq-updates" in newsletter("subscribers", "stats").output
+
+
+def test_user_errors_are_one_line_without_traceback(newsletter: Newsletter) -> None:
+    cases = [
+        ("subscribers", "add", "not-an-address"),
+        ("subscribers", "add", "a@example.org", "--tag", "bad tag!"),
+        ("subscribers", "show", "nobody@example.org"),
+        ("subscribers", "unsubscribe", "nobody@example.org"),
+    ]
+    for args in cases:
+        result = newsletter(*args)
+        assert result.exit_code == 1, args
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    usage = newsletter("subscribers", "list", "--status", "nonsense")
+    assert usage.exit_code == 2 and "Traceback" not in usage.output
+
+
+def test_rich_markup_and_templates_in_names_print_literally(newsletter: Newsletter) -> None:
+    newsletter("subscribers", "add", "m@example.org", "--name", "[bold red]{{7*7}}[/]")
+    assert "[bold red]{{7*7}}[/]" in newsletter("subscribers", "list").output
+
+
+def test_a_bad_database_url_is_one_line(project: Path) -> None:
+    result = Newsletter(project, "nosuchdb://x")("subscribers", "stats")
+    assert result.exit_code == 1 and result.output.startswith("Error: unusable database URL")
+
+
+def test_python_dash_m_and_the_console_script_run(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "--db", f"sqlite:///{tmp_path / 'm.db'}", "subscribers", "stats", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["total"] == 0
