@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -16,8 +16,7 @@ NAME_MAX = 200
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
     email: str  # as email-validator normalises it: domain lower-cased and in Unicode, local part as typed
     key: str  # folded to lower case: the identity of a subscriber, unique in the store
 
@@ -48,8 +47,11 @@ def clean_name(raw: str | None) -> str:
     """
     if not raw:
         return ""
-    text = unicodedata.normalize("NFC", raw)
-    text = "".join(" " if _is_unwanted(c) else c for c in text)
+    text = raw if unicodedata.is_normalized("NFC", raw) else unicodedata.normalize("NFC", raw)
+    # isprintable() is false for every character _is_unwanted() catches (and for some harmless
+    # spaces), so the per-character pass runs only for the rare name that needs it.
+    if not text.isprintable():
+        text = "".join(" " if _is_unwanted(c) else c for c in text)
     text = " ".join(text.split())
     if len(text) > NAME_MAX:
         raise InputError(f"the name is longer than {NAME_MAX} characters")

@@ -8,11 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration. Kept here so that opening the store does not import Alembic (a test checks it
+# against the migration scripts); every command opens the store, only `init` migrates.
+SCHEMA_REVISION = "0001"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -42,9 +41,7 @@ def make_engine(url: str) -> Engine:
                 folder = Path(parsed.database).parent
                 if not folder.is_dir():
                     raise StoreError(f"cannot create the store: folder {folder} does not exist")
-            engine = create_engine(
-                parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-            )
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         if parsed.drivername == "postgresql":
@@ -54,20 +51,21 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"unusable database URL: {exc}") from exc
 
 
-def _alembic_config(engine: Engine) -> Config:
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
-    return config
-
-
-def _head() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    command.upgrade(config, "head")
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 @dataclass
@@ -109,7 +107,7 @@ def init_store(url: str) -> tuple[str | None, str | None]:
     engine = make_engine(url)
     try:
         before = current_revision(engine)
-        command.upgrade(_alembic_config(engine), "head")
+        _upgrade(engine)
         return before, current_revision(engine)
     except OperationalError as exc:
         raise StoreError(f"cannot reach the store: {_describe(exc)}") from exc
@@ -131,10 +129,10 @@ def open_store(url: str, *, create: bool = True) -> Store:
                 raise StoreError("the store is not initialised; run `newsletter init`")
             if inspect(engine).get_table_names():
                 raise StoreError("the database holds tables that are not a newsletter store")
-            command.upgrade(_alembic_config(engine), "head")
-        elif revision != _head():
+            _upgrade(engine)
+        elif revision != SCHEMA_REVISION:
             raise StoreError(
-                f"the store is at schema revision {revision}, this version needs {_head()}; "
+                f"the store is at schema revision {revision}, this version needs {SCHEMA_REVISION}; "
                 "run `newsletter init` to upgrade it"
             )
     except OperationalError as exc:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
-from sqlalchemy import JSON, ColumnElement, Integer, func, insert, literal, select, update
+from sqlalchemy import JSON, ColumnElement, Connection, Integer, Table, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from .addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
@@ -104,8 +105,7 @@ def detect_columns(header: list[str], email_column: str | None, name_column: str
     return Columns(email, first_name=_find(header, FIRST_NAME_HEADERS), last_name=_find(header, LAST_NAME_HEADERS))
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     line: int
     address: Address
     name: str
@@ -142,6 +142,36 @@ def read_rows(stream: IO[str], columns_hint: tuple[str | None, str | None], repo
         yield Row(first_line, address, name)
 
 
+_SUBSCRIBER_COLUMNS = (
+    "email", "email_key", "name", "status", "source", "created_at", "updated_at", "confirmed_at"
+)
+
+
+def _raw_inserter(
+    connection: Connection, table: Table, columns: tuple[str, ...], now: datetime
+) -> tuple[Callable[[list[tuple[Any, ...]]], None], Any]:
+    """An executemany straight to the driver, and ``now`` as the driver wants it.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself; here the statement
+    is compiled once for the dialect and rows go to the DBAPI as they are. Only the timestamp needs the
+    column type's processing, and it is the same for every row, so it is done once.
+    """
+    dialect = connection.dialect
+    compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    now_param = process(now) if process else now
+    order = [columns.index(name) for name in compiled.positiontup] if compiled.positional else None
+
+    def execute(rows: list[tuple[Any, ...]]) -> None:
+        if order is None:
+            params: list[Any] = [dict(zip(columns, row, strict=True)) for row in rows]
+        else:
+            params = [tuple(row[i] for i in order) for row in rows]
+        connection.exec_driver_sql(compiled.string, params)
+
+    return execute, now_param
+
+
 class _Writer:
     """Writes batches of rows; knows nothing about CSV."""
 
@@ -164,6 +194,9 @@ class _Writer:
         self.origin = origin
         self.now = utcnow()
         self.secret_key = secret_key
+        self.insert_subscribers, self.now_param = _raw_inserter(
+            session.connection(), Subscriber.__table__, _SUBSCRIBER_COLUMNS, self.now
+        )
         self.check_erasures = session.scalar(select(Erasure.address_hash).limit(1)) is not None
         if self.check_erasures and not secret_key:
             raise ConfigError(
@@ -214,23 +247,25 @@ class _Writer:
 
     def _insert(self, rows: list[Row]) -> None:
         status = Status.CONFIRMED if self.confirmed else Status.PENDING
-        self.session.execute(
-            insert(Subscriber),
+        now = self.now_param
+        before = self.session.scalar(select(func.coalesce(func.max(Subscriber.id), 0)))
+        self.insert_subscribers(
             [
-                {
-                    "email": r.address.email,
-                    "email_key": r.address.key,
-                    "name": r.name,
-                    "status": status.value,
-                    "source": Source.IMPORT.value,
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                    "confirmed_at": self.now if self.confirmed else None,
-                }
+                (r.address.email, r.address.key, r.name, status.value, Source.IMPORT.value, now, now,
+                 now if self.confirmed else None)
                 for r in rows
-            ],
+            ]
         )
-        is_new = Subscriber.email_key.in_([r.address.key for r in rows])
+        # The rows just inserted are exactly those above the previous highest id that have no event
+        # yet: every other way in logs an event in the same transaction as the insert, and ids only
+        # grow. This avoids sending the batch's addresses back to the database as a long IN list.
+        is_new = (Subscriber.id > before) & ~Subscriber.events.any()
+        for tag in self.tags:
+            self.session.execute(
+                insert(SubscriberTag).from_select(
+                    ["subscriber_id", "tag"], select(Subscriber.id, literal(tag)).where(is_new)
+                )
+            )
         self._log(is_new, EventKind.IMPORTED, {"file": self.origin, "confirmed": self.confirmed})
         now = literal(self.now, UTCDateTime())
         # New subscribers have exactly one event so far, the import, which is also what confirms an
@@ -248,15 +283,9 @@ class _Writer:
                     Event.id if self.confirmed else literal(None, Integer()),
                 )
                 .join(Event, Event.subscriber_id == Subscriber.id)
-                .where(is_new),
+                .where(Subscriber.id > before, ~Subscriber.consents.any()),
             )
         )
-        for tag in self.tags:
-            self.session.execute(
-                insert(SubscriberTag).from_select(
-                    ["subscriber_id", "tag"], select(Subscriber.id, literal(tag)).where(is_new)
-                )
-            )
         self.report.imported += len(rows)
 
     def _log(self, which: ColumnElement[bool], kind: EventKind, detail: dict[str, Any]) -> None:
@@ -309,6 +338,17 @@ class _Writer:
         self.report.updated += 1
 
 
+def _batches(rows: Iterator[Row]) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def import_csv(
     session: Session,
     stream: IO[str],
@@ -336,14 +376,8 @@ def import_csv(
         origin=origin,
         secret_key=secret_key,
     )
-    batch: list[Row] = []
     try:
-        for row in read_rows(stream, (email_column, name_column), report):
-            batch.append(row)
-            if len(batch) >= BATCH:
-                writer.write(batch)
-                batch.clear()
-        if batch:
+        for batch in _batches(read_rows(stream, (email_column, name_column), report)):
             writer.write(batch)
     except UnicodeDecodeError as exc:
         raise InputError(f"the file is not UTF-8 text (byte {exc.start} of a read block); nothing was imported") from None

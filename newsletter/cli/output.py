@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,11 +24,16 @@ def print_json(data: Any) -> None:
 
 
 def console(stderr: bool = False) -> Console:
+    from rich.console import Console  # imported on first use: most commands print no table
+
     # highlight=False: rich would otherwise colour numbers and addresses in plain messages.
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)

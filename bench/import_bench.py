@@ -1,0 +1,112 @@
+"""Benchmark: `newsletter subscribers import` on a generated signup export.
+
+Compares, in the same run, the whole command with the work that cannot be avoided: validating the same
+addresses with email-validator alone plus a raw ``sqlite3.executemany`` of the rows into the same table.
+Target: at most 1.5x. Also checks that memory does not grow with the file: peak RSS at 100,000 rows
+within 1.5x of that at 20,000 rows.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/import_bench.py [--rows N]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASELINE = r"""
+import csv, sqlite3, sys
+from datetime import datetime, UTC
+from email_validator import validate_email
+path, db = sys.argv[1], sys.argv[2]
+now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+rows = []
+with open(path, encoding="utf-8-sig", newline="") as f:
+    reader = csv.reader(f)
+    next(reader)
+    for row in reader:
+        email = validate_email(row[3], check_deliverability=False).normalized
+        rows.append((email, email.lower(), f"{row[1]} {row[2]}", "pending", "import", now, now))
+connection = sqlite3.connect(db)
+connection.execute("PRAGMA journal_mode=WAL")
+connection.executemany(
+    "INSERT INTO subscribers (email, email_key, name, status, source, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+connection.commit()
+"""
+
+
+def generate(path: Path, rows: int) -> None:
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(["Submitted At", "First Name", "Last Name", "Email Address", "Topics"])
+        for index in range(rows):
+            writer.writerow(
+                ["2026-09-01 09:12", f"First{index}", f"Last, {index}", f"person.{index}@example.org", "FAQ updates"]
+            )
+
+
+def run(argv: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall time in seconds and peak RSS in MiB of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{argv[:4]} failed: {process.stderr.read().decode() if process.stderr else ''}")
+    if process.stderr:
+        process.stderr.close()
+    return elapsed, usage.ru_maxrss // 1024
+
+
+def fresh_store(folder: Path, name: str) -> str:
+    url = f"sqlite:///{folder / name}"
+    subprocess.run([sys.executable, "-m", "newsletter", "--db", url, "init"], check=True, capture_output=True)
+    return url
+
+
+def measure(folder: Path, rows: int, repeat: int) -> dict[str, float]:
+    """Best of ``repeat`` runs of each, alternating, each into a fresh store."""
+    export = folder / f"signups-{rows}.csv"
+    generate(export, rows)
+    ours_runs, base_runs = [], []
+    for attempt in range(repeat):
+        ours_url = fresh_store(folder, f"ours-{rows}-{attempt}.db")
+        base_url = fresh_store(folder, f"base-{rows}-{attempt}.db")
+        command = [sys.executable, "-m", "newsletter", "--db", ours_url, "subscribers", "import", str(export)]
+        ours_runs.append(run(command, folder))
+        base_runs.append(run([sys.executable, "-c", BASELINE, str(export), base_url.removeprefix("sqlite:///")], folder))
+    (ours, ours_rss), (base, base_rss) = min(ours_runs), min(base_runs)
+    return {"rows": rows, "ours_s": ours, "baseline_s": base, "ratio": ours / base, "ours_rss_mib": ours_rss, "baseline_rss_mib": base_rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="newsletter-bench-") as tmp:
+        folder = Path(tmp)
+        small = measure(folder, args.small, args.repeat)
+        large = measure(folder, args.rows, args.repeat)
+    for result in (small, large):
+        print(
+            f"{result['rows']:>7} rows: import {result['ours_s']:.2f} s, baseline {result['baseline_s']:.2f} s, "
+            f"ratio {result['ratio']:.2f}x (target <= 1.5x); peak RSS {result['ours_rss_mib']} MiB "
+            f"(baseline {result['baseline_rss_mib']} MiB)"
+        )
+    growth = large["ours_rss_mib"] / small["ours_rss_mib"]
+    print(f"peak RSS {args.rows} rows / {args.small} rows: {growth:.2f}x (target <= 1.5x)")
+    ok = large["ratio"] <= 1.5 and growth <= 1.5
+    print("PASS" if ok else "MISS")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
