@@ -55,6 +55,12 @@ class Settings:
     consent_version: str = _setting("2026-11", "Version of the consent wording shown on the signup form")
     rate: float = _setting(0.0, "Messages per second across all connections (0: unlimited)")
     connections: int = _setting(1, "SMTP connections used in parallel")
+    max_attempts: int = _setting(5, "Attempts per message within one send run after temporary (4xx) failures")
+    retry_base: float = _setting(1.0, "Seconds before the first retry of a temporary failure; doubles each time")
+    retry_max_time: float = _setting(300.0, "Seconds a send run keeps retrying one message before leaving it pending")
+    dkim_key_path: str = _setting("", "PEM private key for DKIM signing (empty: no DKIM signature)")
+    dkim_selector: str = _setting("", "DKIM selector (the key is published at SELECTOR._domainkey.DOMAIN)")
+    confirm_max_age: int = _setting(7 * 24 * 3600, "Seconds a double opt-in confirmation link stays valid")
     secret_key: str = _setting(
         "", "Key for signed links and erased-address hashes", secret=True, env_only=True
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -21,6 +22,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -118,6 +121,8 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
+    # Chosen on the preferences page: no campaign mail while paused, without leaving the list.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     tags: Mapped[list[SubscriberTag]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="SubscriberTag.tag"
@@ -186,3 +191,67 @@ class Erasure(Base):
 
     address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"  # to be sent (now, or after retry_after)
+    SENDING = "sending"  # claimed by a run; its outcome is not recorded yet
+    SENT = "sent"
+    FAILED = "failed"  # refused for good, or broke the transport
+    SKIPPED = "skipped"  # the subscriber left (or paused) before their turn came
+
+
+class CampaignRecord(Base):
+    """A campaign that has started sending: its audience is fixed in the outbox from then on."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(998))
+    # The web version for the archive: the campaign's HTML with no personal data in it.
+    web_html: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class OutboxRow(Base):
+    """One message of one campaign to one subscriber: the send ledger."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id"),
+        Index("ix_outbox_campaign_id_state", "campaign_id", "state"),
+        _check_in("state", OutboxState),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # SET NULL: erasing a person keeps the campaign's counts but nothing about them.
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    retry_after: Mapped[datetime | None]
+    # A run that has spent its attempts on this row leaves it pending for the next run.
+    deferred_by: Mapped[str | None] = mapped_column(String(64))
+    possibly_duplicated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+
+
+class SendRun(Base):
+    """A process sending (part of) a campaign; its heartbeat tells others whether its claims are live."""
+
+    __tablename__ = "send_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

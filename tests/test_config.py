@@ -35,7 +35,8 @@ def test_precedence_is_default_then_file_then_environment_then_flag(tmp_path: Pa
 
 @pytest.mark.parametrize("name", Settings.setting_names())
 def test_every_setting_can_come_from_the_environment(tmp_path: Path, name: str) -> None:
-    value = {"rate": "2.5", "connections": "3", "database_url": "sqlite:///other.db"}.get(name, "x-value")
+    kind = Settings.__dataclass_fields__[name].type
+    value = {"float": "2.5", "int": "3"}.get(kind, "sqlite:///other.db" if name == "database_url" else "x-value")
     resolved = load_settings(tmp_path, environ={f"NEWSLETTER_{name.upper()}": value})
     assert str(getattr(resolved.settings, name)) == value
     assert resolved.sources[name] == f"env NEWSLETTER_{name.upper()}"

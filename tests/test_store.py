@@ -13,8 +13,8 @@ from newsletter.models import Base
 
 
 def test_init_creates_then_leaves_an_up_to_date_store_alone(database_url: str) -> None:
-    assert init_store(database_url) == (None, "0001")
-    assert init_store(database_url) == ("0001", "0001")
+    assert init_store(database_url) == (None, SCHEMA_REVISION)
+    assert init_store(database_url) == (SCHEMA_REVISION, SCHEMA_REVISION)
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

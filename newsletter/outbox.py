@@ -1,0 +1,346 @@
+"""The send ledger: one outbox row per (campaign, subscriber), claimed, sent and recorded.
+
+The rules that make sending safe to crash, rerun and run twice at once:
+
+- The audience is materialised once, under a unique (campaign, subscriber) key.
+- A run *claims* rows before sending them (state ``sending``, ``claimed_by`` = the run). On PostgreSQL
+  claims use ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint rows without waiting; on
+  SQLite the claiming UPDATE holds the single write lock, which serialises claimers just as well.
+- Each outcome is committed as soon as it is known. A row recorded as ``sent`` is never claimed again.
+- Rows left ``sending`` by a run that died are put back to ``pending`` and flagged
+  ``possibly_duplicated``: the message may have gone out before the crash. A run counts as dead when it
+  has finished, when its heartbeat is older than the lease, or when it ran on this host and its
+  process is gone (so a rerun after ``kill -9`` can resume at once).
+- The subscriber's status is checked at claim time: someone who unsubscribed is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from .models import (
+    CampaignRecord,
+    OutboxRow,
+    OutboxState,
+    SendRun,
+    Status,
+    Subscriber,
+    SubscriberTag,
+    utcnow,
+)
+
+HOST = socket.gethostname()[:255]
+
+
+@dataclass(frozen=True)
+class Counts:
+    audience: int
+    sent: int
+    failed: int
+    pending: int
+    skipped: int
+    possibly_duplicated: int
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed row, with what is needed to address its message."""
+
+    outbox_id: int
+    subscriber_id: int
+    email: str
+    email_key: str
+    name: str
+    possibly_duplicated: bool
+
+
+def audience_filter(tags: list[str]) -> Any:
+    """Who receives a campaign: confirmed, not paused, and (if it names tags) holding one of them."""
+    condition = and_(Subscriber.status == Status.CONFIRMED.value, Subscriber.paused.is_(False))
+    if tags:
+        tagged = exists().where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag.in_(tags))
+        condition = and_(condition, tagged)
+    return condition
+
+
+def find_campaign(session: Session, slug: str) -> CampaignRecord | None:
+    return session.scalar(select(CampaignRecord).where(CampaignRecord.slug == slug))
+
+
+def record_campaign(session: Session, slug: str, subject: str, web_html: str) -> CampaignRecord:
+    record = find_campaign(session, slug)
+    if record is None:
+        record = CampaignRecord(slug=slug, subject=subject, web_html=web_html, created_at=utcnow())
+        session.add(record)
+        session.flush()
+    return record
+
+
+def materialise(session: Session, campaign: CampaignRecord, tags: list[str]) -> int:
+    """Add one pending row per audience member who has none yet; returns how many were added."""
+    already = exists().where(OutboxRow.campaign_id == campaign.id, OutboxRow.subscriber_id == Subscriber.id)
+    size = select(func.count()).select_from(OutboxRow).where(OutboxRow.campaign_id == campaign.id)
+    before = session.scalar(size) or 0
+    # Counted rather than taken from rowcount, which psycopg reports as -1 for an INSERT ... SELECT.
+    session.execute(
+        insert(OutboxRow).from_select(
+            ["campaign_id", "subscriber_id", "state", "attempts", "possibly_duplicated"],
+            select(
+                literal(campaign.id),
+                Subscriber.id,
+                literal(OutboxState.PENDING.value),
+                literal(0),
+                false(),
+            )
+            .where(audience_filter(tags), ~already)
+            .order_by(Subscriber.id),
+        )
+    )
+    return (session.scalar(size) or 0) - before
+
+
+def counts(session: Session, campaign: CampaignRecord) -> Counts:
+    state = OutboxRow.state
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(state == OutboxState.SENT.value),
+            func.count().filter(state == OutboxState.FAILED.value),
+            func.count().filter(state.in_([OutboxState.PENDING.value, OutboxState.SENDING.value])),
+            func.count().filter(state == OutboxState.SKIPPED.value),
+            func.count().filter(OutboxRow.possibly_duplicated.is_(True)),
+        ).where(OutboxRow.campaign_id == campaign.id)
+    ).one()
+    return Counts(*row)
+
+
+def start_run(session: Session, campaign: CampaignRecord) -> str:
+    run_id = uuid.uuid4().hex
+    now = utcnow()
+    session.add(SendRun(id=run_id, campaign_id=campaign.id, host=HOST, pid=os.getpid(), started_at=now, heartbeat_at=now))
+    session.flush()
+    return run_id
+
+
+def heartbeat(session: Session, run_id: str) -> None:
+    session.execute(update(SendRun).where(SendRun.id == run_id).values(heartbeat_at=utcnow()))
+
+
+def finish_run(session: Session, run_id: str) -> None:
+    session.execute(update(SendRun).where(SendRun.id == run_id).values(finished_at=utcnow()))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim_abandoned(session: Session, campaign: CampaignRecord, *, lease: timedelta) -> int:
+    """Put back rows claimed by runs that are gone; they may have been sent, so flag them."""
+    stale = utcnow() - lease
+    dead: list[str] = []
+    holders = session.execute(
+        select(SendRun.id, SendRun.host, SendRun.pid, SendRun.heartbeat_at, SendRun.finished_at).where(
+            SendRun.id.in_(
+                select(OutboxRow.claimed_by)
+                .where(OutboxRow.campaign_id == campaign.id, OutboxRow.state == OutboxState.SENDING.value)
+                .distinct()
+            )
+        )
+    ).all()
+    for run_id, host, pid, beat, finished in holders:
+        if finished is not None or beat < stale or (host == HOST and not _process_alive(pid)):
+            dead.append(run_id)
+    orphaned = and_(
+        OutboxRow.campaign_id == campaign.id,
+        OutboxRow.state == OutboxState.SENDING.value,
+        or_(OutboxRow.claimed_by.in_(dead), ~exists().where(SendRun.id == OutboxRow.claimed_by)),
+    )
+    result = session.execute(
+        update(OutboxRow)
+        .where(orphaned)
+        .values(state=OutboxState.PENDING.value, claimed_by=None, possibly_duplicated=True)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def skip_departed(session: Session, campaign: CampaignRecord) -> int:
+    """Pending rows whose subscriber left, paused or was erased will never be sent: say so."""
+    still_wanted = exists().where(
+        Subscriber.id == OutboxRow.subscriber_id,
+        Subscriber.status == Status.CONFIRMED.value,
+        Subscriber.paused.is_(False),
+    )
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.campaign_id == campaign.id, OutboxRow.state == OutboxState.PENDING.value, ~still_wanted)
+        .values(state=OutboxState.SKIPPED.value)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def claim(session: Session, campaign: CampaignRecord, run_id: str, limit: int) -> list[Claim]:
+    """Claim up to ``limit`` sendable rows for this run, oldest first."""
+    now = utcnow()
+    candidates = (
+        select(OutboxRow.id)
+        .join(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
+        .where(
+            OutboxRow.campaign_id == campaign.id,
+            OutboxRow.state == OutboxState.PENDING.value,
+            or_(OutboxRow.retry_after.is_(None), OutboxRow.retry_after <= now),
+            or_(OutboxRow.deferred_by.is_(None), OutboxRow.deferred_by != run_id),
+            # Checked at claim time: an unsubscribe committed before this point is honoured.
+            Subscriber.status == Status.CONFIRMED.value,
+            Subscriber.paused.is_(False),
+        )
+        .order_by(OutboxRow.id)
+        .limit(limit)
+        .with_for_update(of=OutboxRow, skip_locked=True)
+    )
+    claimed_ids = session.scalars(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(candidates.scalar_subquery()))
+        .values(
+            state=OutboxState.SENDING.value,
+            claimed_by=run_id,
+            claimed_at=now,
+            attempts=OutboxRow.attempts + 1,
+        )
+        .returning(OutboxRow.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not claimed_ids:
+        return []
+    rows = session.execute(
+        select(
+            OutboxRow.id,
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.email_key,
+            Subscriber.name,
+            OutboxRow.possibly_duplicated,
+        )
+        .join(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
+        .where(OutboxRow.id.in_(claimed_ids))
+        .order_by(OutboxRow.id)
+    ).all()
+    return [Claim(*row) for row in rows]
+
+
+def _mine(outbox_id: int, run_id: str) -> Any:
+    return and_(OutboxRow.id == outbox_id, OutboxRow.claimed_by == run_id)
+
+
+def record_sent(session: Session, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
+    session.execute(
+        update(OutboxRow)
+        .where(_mine(outbox_id, run_id))
+        .values(
+            state=OutboxState.SENT.value,
+            sent_at=utcnow(),
+            message_id=message_id,
+            last_code=code,
+            last_error=None,
+            claimed_by=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_failed(session: Session, outbox_id: int, run_id: str, code: int | None, error: str) -> None:
+    session.execute(
+        update(OutboxRow)
+        .where(_mine(outbox_id, run_id))
+        .values(state=OutboxState.FAILED.value, last_code=code, last_error=error[:2000], claimed_by=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_retry(
+    session: Session,
+    outbox_id: int,
+    run_id: str,
+    *,
+    code: int | None,
+    error: str,
+    retry_after: datetime | None,
+    possibly_duplicated: bool,
+) -> None:
+    """Back to pending: after ``retry_after`` in this run, or (``None``) only in a later run."""
+    values: dict[str, Any] = {
+        "state": OutboxState.PENDING.value,
+        "last_code": code,
+        "last_error": error[:2000],
+        "claimed_by": None,
+        "retry_after": retry_after,
+        "deferred_by": run_id if retry_after is None else None,
+    }
+    if possibly_duplicated:
+        values["possibly_duplicated"] = True
+    session.execute(
+        update(OutboxRow).where(_mine(outbox_id, run_id)).values(**values).execution_options(synchronize_session=False)
+    )
+
+
+def release(session: Session, outbox_ids: list[int], run_id: str) -> None:
+    """Give back claimed rows that were never attempted (the run is stopping)."""
+    if not outbox_ids:
+        return
+    session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(outbox_ids), OutboxRow.claimed_by == run_id)
+        .values(
+            state=OutboxState.PENDING.value,
+            claimed_by=None,
+            attempts=case((OutboxRow.attempts > 0, OutboxRow.attempts - 1), else_=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def next_retry_at(session: Session, campaign: CampaignRecord, run_id: str) -> datetime | None:
+    """When the earliest row this run may still retry becomes due (None: nothing left for this run)."""
+    due_now, earliest = session.execute(
+        select(func.count().filter(OutboxRow.retry_after.is_(None)), func.min(OutboxRow.retry_after))
+        .join(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
+        .where(
+            OutboxRow.campaign_id == campaign.id,
+            OutboxRow.state == OutboxState.PENDING.value,
+            or_(OutboxRow.deferred_by.is_(None), OutboxRow.deferred_by != run_id),
+            Subscriber.status == Status.CONFIRMED.value,
+            Subscriber.paused.is_(False),
+        )
+    ).one()
+    return utcnow() if due_now else earliest
+
+
+def mark_complete_if_done(session: Session, campaign: CampaignRecord) -> bool:
+    if counts(session, campaign).done:
+        session.execute(
+            update(CampaignRecord)
+            .where(CampaignRecord.id == campaign.id, CampaignRecord.completed_at.is_(None))
+            .values(completed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return True
+    return False
