@@ -143,7 +143,7 @@ def read_rows(stream: IO[str], columns_hint: tuple[str | None, str | None], repo
 
 
 _SUBSCRIBER_COLUMNS = (
-    "email", "email_key", "name", "status", "source", "created_at", "updated_at", "confirmed_at"
+    "email", "email_key", "name", "status", "source", "created_at", "updated_at", "confirmed_at", "paused"
 )
 
 
@@ -252,7 +252,7 @@ class _Writer:
         self.insert_subscribers(
             [
                 (r.address.email, r.address.key, r.name, status.value, Source.IMPORT.value, now, now,
-                 now if self.confirmed else None)
+                 now if self.confirmed else None, False)
                 for r in rows
             ]
         )
