@@ -60,6 +60,10 @@ class Settings:
     retry_max_time: float = _setting(300.0, "Seconds a send run keeps retrying one message before leaving it pending")
     dkim_key_path: str = _setting("", "PEM private key for DKIM signing (empty: no DKIM signature)")
     dkim_selector: str = _setting("", "DKIM selector (the key is published at SELECTOR._domainkey.DOMAIN)")
+    topics: str = _setting(
+        "faq-updates=FAQ updates, client-stories=Client stories, clinic-news=Clinic news",
+        "Topics subscribers can choose, as tag=Label pairs separated by commas",
+    )
     confirm_max_age: int = _setting(7 * 24 * 3600, "Seconds a double opt-in confirmation link stays valid")
     secret_key: str = _setting(
         "", "Key for signed links and erased-address hashes", secret=True, env_only=True
@@ -95,6 +99,16 @@ class Settings:
             if not Path(url.database).is_absolute():
                 url = url.set(database=str(self.project_dir / url.database))
         return url.render_as_string(hide_password=False)
+
+    @property
+    def topic_choices(self) -> dict[str, str]:
+        """The ``topics`` setting as {tag: label}, in the order given."""
+        choices = {}
+        for item in self.topics.split(","):
+            tag, _, label = item.partition("=")
+            if tag.strip():
+                choices[tag.strip()] = label.strip() or tag.strip()
+        return choices
 
     def require_secret_key(self) -> str:
         if not self.secret_key:

@@ -51,6 +51,10 @@ class Links:
             for purpose in ("unsubscribe", "preferences")
         }
 
+    def tag(self, value: str) -> str:
+        """A short keyed digest of ``value``: unguessable without the secret key, stable with it."""
+        return hmac.new(self._key, b"tag:" + value.encode(), hashlib.sha256).hexdigest()[:12]
+
     def fingerprint(self, email_key: str) -> str:
         return hmac.new(self._key, b"fingerprint:" + email_key.encode(), hashlib.sha256).hexdigest()[:16]
 

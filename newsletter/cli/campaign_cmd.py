@@ -1,0 +1,347 @@
+from __future__ import annotations
+
+import dataclasses
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import sending
+from ..content import CampaignError, load_campaign, scaffold_campaign
+from ..errors import InputError, NewsletterError
+from ..lint import Issue, LintReport, lint_campaign
+from ..mime import MessageFactory
+from ..outbox import Counts
+from ..transports import OutgoingMessage
+from .app import App
+from .output import console, interactive, json_option, print_json, print_table
+
+CAMPAIGN = click.argument("campaign", metavar="CAMPAIGN")
+CAMPAIGN_HELP = "CAMPAIGN is a path to a campaign file or a slug under campaigns_dir."
+
+
+@click.group()
+def campaign() -> None:
+    """Write, check, preview and send campaigns (Markdown files in campaigns/)."""
+
+
+def _print_issues(report: LintReport, limit: int = 50) -> None:
+    def show(kind: str, issues: list[Issue]) -> None:
+        for issue in issues[:limit]:
+            where = f"line {issue.line}: " if issue.line else ""
+            click.echo(f"  {kind} [{issue.check}] {where}{issue.message}", err=True)
+        if len(issues) > limit:
+            click.echo(f"  ... and {len(issues) - limit} more", err=True)
+
+    show("error", report.errors)
+    show("warning", report.warnings)
+
+
+def _prepare(app: App, ref: str, *, for_send: bool) -> sending.Prepared:
+    try:
+        return sending.prepare(ref, app.settings, for_send=for_send)
+    except sending.LintFailed as exc:
+        _print_issues(exc.report)
+        raise
+
+
+@campaign.command("new")
+@click.argument("slug")
+@click.option("--faq", "faqs", multiple=True, metavar="QUESTION", help="Add an FAQ block with this question (repeatable).")
+@click.option("--vignette", is_flag=True, help="Add a client-vignette block (it will need a reviewer sign-off).")
+@click.pass_obj
+def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool) -> None:
+    """Create campaigns/SLUG.md from a scaffold, ready to edit."""
+    text = scaffold_campaign(slug, faqs=list(faqs), vignette=vignette)
+    folder = app.settings.campaigns_path
+    path = folder / f"{slug}.md"
+    if path.exists():
+        raise InputError(f"{path} already exists; choose another slug or edit that file")
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"Created {path}. Next: edit it, then `newsletter campaign lint {slug}`.")
+
+
+@campaign.command()
+@CAMPAIGN
+@click.option("--strict", is_flag=True, help="Treat warnings (e.g. a missing vignette sign-off) as errors.")
+@json_option
+@click.pass_obj
+def lint(app: App, campaign: str, strict: bool, as_json: bool) -> None:
+    """Check a campaign: MJML, size, links, alt text, footer, subject, templates, and the
+    de-identification gate for vignettes. Exits 1 on any error.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    settings = app.settings
+    report = lint_campaign(load_campaign(campaign, settings), settings, strict=strict)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_issues(report, limit=1000)
+        verdict = "failed" if report.errors else "passed"
+        click.echo(f"Lint {verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s).")
+    if report.errors:
+        sys.exit(1)
+
+
+@campaign.command()
+@CAMPAIGN
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default="build",
+              show_default=True, help="Folder to write SLUG.html, SLUG.txt and SLUG.mjml into.")
+@json_option
+@click.pass_obj
+def build(app: App, campaign: str, folder: Path, as_json: bool) -> None:
+    """Lint and render a campaign for a sample recipient: the HTML, the text and the compiled MJML.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    prepared = _prepare(app, campaign, for_send=False)
+    rendered = prepared.rendered
+    html, text = rendered.personalise({"name": "Sample Reader", **rendered.sample_urls})
+    folder = app.settings.resolve_path(folder) if not folder.is_absolute() else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = prepared.campaign.slug
+    written = {}
+    for suffix, content in (("html", html), ("txt", text), ("mjml", rendered.mjml)):
+        path = folder / f"{slug}.{suffix}"
+        path.write_text(content, encoding="utf-8")
+        written[suffix] = str(path)
+    if as_json:
+        print_json({"campaign": slug, "files": written, "html_bytes": len(html.encode()), "warnings": [dataclasses.asdict(w) for w in prepared.report.warnings]})
+        return
+    _print_issues(prepared.report)
+    click.echo(f"Built {slug}: {written['html']} ({len(html.encode()) // 1024} KB), {written['txt']}, {written['mjml']}")
+
+
+@campaign.command()
+@CAMPAIGN
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_obj
+def preview(app: App, campaign: str, host: str, port: int) -> None:
+    """Serve the campaign at desktop and mobile widths side by side; reloads when the file is saved.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
+    """
+    from ..preview import PreviewState, make_server
+    from ..render import render_campaign
+
+    settings = app.settings
+    first = load_campaign(campaign, settings)
+    path = first.path
+
+    def render() -> str:
+        loaded = load_campaign(campaign, settings)
+        rendered = render_campaign(loaded, settings)
+        return rendered.personalise({"name": "Sample Reader", **rendered.sample_urls})[0]
+
+    def watched() -> list[Path]:
+        templates = sorted(settings.templates_path.rglob("*.j2")) if settings.templates_path.is_dir() else []
+        return [p for p in [path, *templates] if p is not None]
+
+    server = make_server(PreviewState(render, watched), first.subject, host, port)
+    click.echo(f"Previewing {first.slug} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    finally:
+        server.server_close()
+
+
+@campaign.command()
+@CAMPAIGN
+@click.option("--reviewer", required=True, help="Who reviewed the vignettes (recorded in the front matter).")
+@click.option("--vignette", "numbers", multiple=True, type=click.IntRange(min=1), help="Vignette number (default: all).")
+@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of the review (default: today).")
+@click.pass_obj
+def signoff(app: App, campaign: str, reviewer: str, numbers: tuple[int, ...], when: Any) -> None:
+    """Record a reviewer's sign-off of the campaign's vignettes (any later edit voids it).
+
+    Refused while the de-identification gate still has findings that no reviewer accepted.
+    """
+    from .. import vignette as review
+
+    settings = app.settings
+    loaded = load_campaign(campaign, settings)
+    if not loaded.vignettes:
+        raise InputError(f"{loaded.slug} has no vignettes to sign off")
+    chosen = list(numbers) or list(range(1, len(loaded.vignettes) + 1))
+    findings = [f for f in review.scan(loaded, review.read_review(loaded)) if f.vignette in chosen]
+    if findings:
+        first = findings[0]
+        raise InputError(
+            f"vignette {first.vignette} still has {len(findings)} unaccepted finding(s), e.g. "
+            f"{first.finding.kind} {first.finding.text!r} on line {first.line}; fix or accept them first"
+        )
+    text = review.with_signoff(loaded, " ".join(reviewer.split()), (when.date() if when else date.today()), chosen)
+    assert loaded.path is not None
+    loaded.path.write_text(text, encoding="utf-8")
+    click.echo(f"Signed off vignette(s) {', '.join(map(str, chosen))} of {loaded.slug} for {reviewer}.")
+
+
+def _counts_dict(slug: str, counts: Counts | None) -> dict[str, Any]:
+    if counts is None:
+        zero = Counts(0, 0, 0, 0, 0, 0)
+        return {"campaign": slug, "state": "not started", **dataclasses.asdict(zero)}
+    state = "complete" if counts.done else "sending"
+    return {"campaign": slug, "state": state, **dataclasses.asdict(counts)}
+
+
+@campaign.command()
+@CAMPAIGN
+@click.option("--transport", "transport_url", metavar="URL", help="Transport URL (default: the transport setting).")
+@click.option("--dry-run", is_flag=True, help="Lint, render every recipient and count the audience; send nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second across all connections (0: unlimited).")
+@click.option("--connections", type=click.IntRange(1, 64), help="Connections in parallel.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
+@click.option("--worker", is_flag=True, help="Join a campaign another run has started (e.g. on another machine).")
+@json_option
+@click.pass_obj
+def send(
+    app: App,
+    campaign: str,
+    transport_url: str | None,
+    dry_run: bool,
+    yes: bool,
+    rate: float | None,
+    connections: int | None,
+    limit: int | None,
+    worker: bool,
+    as_json: bool,
+) -> None:
+    """Send a campaign to its audience, one message per subscriber, recorded in the outbox.
+
+    Safe to rerun after a crash or a failure, and safe to run twice at once: no message recorded as
+    sent goes out again. Exit status: 0 when every message is sent or failed for good, 75 when some
+    are still pending (run the same command again later), 1 on errors.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    settings = app.settings
+    prepared = _prepare(app, campaign, for_send=True)
+    factory = sending.transport_factory(settings, transport_url)
+    store = app.store
+    slug = prepared.campaign.slug
+    if dry_run:
+        count = sending.check_every_recipient(store, prepared)
+        data = {"campaign": slug, "dry_run": True, "audience": count, "subject": prepared.campaign.subject}
+        if as_json:
+            print_json(data)
+        else:
+            click.echo(f"Dry run: {slug} would go to {count} subscriber(s); every message builds. Nothing was sent.")
+        return
+    if not yes:
+        if not interactive():
+            raise InputError("refusing to send without a terminal to confirm on; add --yes")
+        existing = sending.status(store, slug)
+        count = existing.pending if existing else sending.audience_size(store, prepared)
+        click.confirm(f"Send {prepared.campaign.subject!r} to {count} subscriber(s) via {factory().describe()}?", abort=True)
+    result = _send_with_progress(store, prepared, factory, worker, connections, rate, limit, quiet=as_json)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        c = result.counts
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        click.echo(
+            f"{slug}: {c.sent} sent, {c.failed} failed, {c.pending} pending, {c.skipped} skipped "
+            f"of {c.audience}; {c.possibly_duplicated} possibly duplicated ({result.duration_s:.1f} s)."
+        )
+        if c.pending:
+            click.echo("Some messages are still pending: run the same command again later.", err=True)
+    sys.exit(result.exit_code)
+
+
+def _send_with_progress(store: Any, prepared: sending.Prepared, factory: Any, worker: bool, connections: Any, rate: Any, limit: Any, *, quiet: bool) -> sending.SendResult:
+    if quiet or not sys.stderr.isatty():
+        return sending.send(store, prepared, transport=factory, worker=worker, connections=connections, rate=rate, limit=limit)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    existing = sending.status(store, prepared.campaign.slug)
+    total = existing.pending if existing else sending.audience_size(store, prepared)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console(stderr=True)) as bar:
+        task = bar.add_task(prepared.campaign.slug, total=limit or total or None)
+
+        def advance(outcome: str) -> None:
+            if outcome != "retry":
+                bar.advance(task)
+
+        return sending.send(store, prepared, transport=factory, worker=worker, connections=connections, rate=rate,
+                            limit=limit, progress=advance)
+
+
+@campaign.command()
+@CAMPAIGN
+@json_option
+@click.pass_obj
+def status(app: App, campaign: str, as_json: bool) -> None:
+    """Where a campaign's sending stands: audience, sent, failed, pending, possibly duplicated.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    slug = load_campaign(campaign, app.settings).slug
+    data = _counts_dict(slug, sending.status(app.store, slug))
+    if as_json:
+        print_json(data)
+    else:
+        print_table(f"{slug}: {data['state']}", ["audience", "sent", "failed", "pending", "skipped", "possibly duplicated"],
+                    [(data["audience"], data["sent"], data["failed"], data["pending"], data["skipped"], data["possibly_duplicated"])])
+
+
+@campaign.command()
+@CAMPAIGN
+@click.option("--to", "to", required=True, metavar="EMAIL", help="Where the test copy goes.")
+@click.option("--transport", "transport_url", metavar="URL", help="Transport URL (default: the transport setting).")
+@json_option
+@click.pass_obj
+def test(app: App, campaign: str, to: str, transport_url: str | None, as_json: bool) -> None:
+    """Send one test copy to EMAIL (subject marked [Test]); not recorded as a send.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    from ..addresses import normalise_address
+
+    settings = app.settings
+    prepared = _prepare(app, campaign, for_send=False)
+    address = sending.envelope_address(normalise_address(to).email)
+    rendered = dataclasses.replace(prepared.rendered, subject=f"[Test] {prepared.rendered.subject}")
+    factory = MessageFactory(rendered, settings)
+    message_id = factory.make_message_id()
+    data = factory.build(address, "", rendered.sample_urls["unsubscribe_url"], rendered.sample_urls["preferences_url"], message_id=message_id)
+    with sending.transport_factory(settings, transport_url)() as transport:
+        transport.send(OutgoingMessage(settings.from_address, address, data, message_id))
+        where = transport.describe()
+    if as_json:
+        print_json({"campaign": prepared.campaign.slug, "to": address, "transport": where, "message_id": message_id})
+    else:
+        click.echo(f"Sent a test copy of {prepared.campaign.slug} to {address} via {where}.")
+
+
+@campaign.command("list")
+@json_option
+@click.pass_obj
+def list_(app: App, as_json: bool) -> None:
+    """The campaigns in campaigns_dir, with their subject, schedule and sending state."""
+    settings = app.settings
+    rows = []
+    for path in sorted(settings.campaigns_path.glob("*.md")):
+        try:
+            loaded = load_campaign(path, settings)
+        except CampaignError as exc:
+            rows.append({"campaign": path.stem, "path": str(path), "subject": None, "send_at": None, "state": "invalid", "error": exc.reason})
+            continue
+        counts = sending.status(app.store, loaded.slug)
+        row = _counts_dict(loaded.slug, counts)
+        rows.append({"path": str(path), "subject": loaded.subject,
+                     "send_at": loaded.send_at.isoformat() if loaded.send_at else None, **row})
+    if as_json:
+        print_json(rows)
+        return
+    print_table(f"{len(rows)} campaign(s) in {settings.campaigns_path}", ["campaign", "subject", "send at", "state", "sent", "pending"],
+                [(r["campaign"], r["subject"] or r.get("error"), r["send_at"] or "", r["state"], r.get("sent", ""), r.get("pending", "")) for r in rows])
