@@ -150,6 +150,13 @@ def signoff_problems(campaign: Campaign, review: Review) -> list[SignoffProblem]
     return problems
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated values out in full: anchors and aliases (&id001) would puzzle staff."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def with_signoff(campaign: Campaign, reviewer: str, when: date, numbers: Sequence[int]) -> str:
     """The campaign file's text with sign-offs for the given vignettes, everything else unchanged."""
     if campaign.path is None:
@@ -165,6 +172,6 @@ def with_signoff(campaign: Campaign, reviewer: str, when: date, numbers: Sequenc
         {"vignette": n, "reviewer": reviewer, "date": when, "hash": text_hash(vignettes[n - 1])} for n in numbers
     ]
     meta["deid"] = section
-    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
+    front = yaml.dump(meta, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=100)
     body = campaign.source.split("\n")[campaign.body_line - 1 :]
     return "---\n" + front + "---\n" + "\n".join(body)

@@ -11,7 +11,7 @@ import click
 from .. import sending
 from ..content import CampaignError, load_campaign, scaffold_campaign
 from ..errors import InputError, NewsletterError
-from ..lint import Issue, LintReport, lint_campaign
+from ..lint import Issue, LintReport, lint_file
 from ..mime import MessageFactory
 from ..outbox import Counts
 from ..transports import OutgoingMessage
@@ -76,7 +76,7 @@ def lint(app: App, campaign: str, strict: bool, as_json: bool) -> None:
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
     settings = app.settings
-    report = lint_campaign(load_campaign(campaign, settings), settings, strict=strict)
+    report = lint_file(campaign, settings, strict=strict)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from newsletter import vignette
+from newsletter.config import Settings
+from newsletter.content import load_campaign
+from newsletter.errors import NewsletterError
+from newsletter.lint import lint_campaign
+
+from .campaign_fixtures import FAQ_CAMPAIGN, STORY_CAMPAIGN, write_campaign
+from .conftest import Newsletter
+
+
+@pytest.fixture
+def settings(project: Path) -> Settings:
+    return Settings(
+        project_dir=project,
+        organisation="Harvest Test Clinic",
+        postal_address="1 Example Way, Springfield, ZZ 00000",
+        from_address="news@harvest.example",
+        public_base_url="https://news.harvest.example",
+    )
+
+
+def checks(settings: Settings, slug: str, **kwargs: bool) -> tuple[list[str], list[str]]:
+    report = lint_campaign(load_campaign(slug, settings), settings, **kwargs)
+    return [i.check for i in report.errors], [i.check for i in report.warnings]
+
+
+def test_a_good_campaign_passes(settings: Settings, project: Path) -> None:
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    assert checks(settings, "faq") == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("edit", "check"),
+    [
+        (lambda t: t.replace("subject: Can I get addicted to ketamine?", "subject: " + "x" * 79), "subject.length"),
+        (lambda t: t + "\n[old site](http://harvest.example/old)\n", "html.link"),
+        (lambda t: t + "\n![](https://harvest.example/a.png)\n", "html.img-alt"),
+        (lambda t: t + "\n" + "Long paragraph text. " * 5000 + "\n", "html.size"),
+    ],
+)
+def test_each_check_fires(settings: Settings, project: Path, edit, check: str) -> None:  # type: ignore[no-untyped-def]
+    text = edit(FAQ_CAMPAIGN)
+    write_campaign(project, "faq", text)
+    errors, _ = checks(settings, "faq")
+    assert check in errors
+
+
+def test_unknown_mjml_elements_and_undefined_variables(settings: Settings, project: Path) -> None:
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    templates = project / "templates"
+    templates.mkdir()
+    (templates / "blocks").mkdir()
+    (templates / "blocks" / "faq.mjml.j2").write_text(
+        "<mj-section><mj-colum><mj-text>{{ block.html }}</mj-text></mj-colum></mj-section>", encoding="utf-8"
+    )
+    errors, _ = checks(settings, "faq")
+    assert "mjml.unknown-element" in errors
+    (templates / "layout.mjml.j2").write_text("{{ no_such_variable }}", encoding="utf-8")
+    errors, _ = checks(settings, "faq")
+    assert "template.undefined" in errors
+
+
+def test_a_missing_postal_address_is_an_error(settings: Settings, project: Path) -> None:
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    broken = Settings(**{**settings.__dict__, "postal_address": " "})
+    errors, _ = checks(broken, "faq")
+    assert errors  # render refuses an empty postal address, lint reports it
+
+
+def test_vignette_findings_are_errors_with_class_text_and_line(settings: Settings, project: Path) -> None:
+    write_campaign(project, "story", STORY_CAMPAIGN.replace("A client wanted", "Maria Kowalski from Millinocket wanted"))
+    report = lint_campaign(load_campaign("story", settings), settings)
+    found = {(i.check, i.line) for i in report.errors}
+    assert ("deid.name", 5) in found and ("deid.place", 5) in found
+    assert all(i.check.startswith("deid") for i in report.errors)
+    assert "Kowalski" in " ".join(i.message for i in report.errors)
+
+
+def test_accepting_a_finding_needs_text_reviewer_and_reason(settings: Settings, project: Path) -> None:
+    story = STORY_CAMPAIGN.replace("A client wanted", "A client who read Mary Oliver wanted")
+    write_campaign(project, "story", story)
+    assert "deid.name" in checks(settings, "story")[0]
+    accepted = story.replace(
+        "---\nsubject",
+        "---\ndeid:\n  accept:\n    - text: Mary Oliver\n      reviewer: R. Reviewer\n      reason: a published poet\nsubject",
+    )
+    write_campaign(project, "story", accepted)
+    assert checks(settings, "story")[0] == []
+    write_campaign(project, "story", accepted.replace("      reason: a published poet\n", ""))
+    assert checks(settings, "story")[0] == ["deid.review"]
+
+
+def test_deny_list_catches_lower_case_names(settings: Settings, project: Path) -> None:
+    story = STORY_CAMPAIGN.replace("A client wanted", "A client called kowalski wanted")
+    write_campaign(project, "story", story.replace("---\nsubject", "---\ndeid:\n  deny: [Kowalski]\nsubject"))
+    assert "deid.name" in checks(settings, "story")[0]
+
+
+def test_signoff_is_a_warning_then_strict_error_and_void_after_an_edit(settings: Settings, project: Path) -> None:
+    path = write_campaign(project, "story", STORY_CAMPAIGN)
+    assert checks(settings, "story") == ([], ["deid.signoff"])
+    assert checks(settings, "story", strict=True) == (["deid.signoff"], [])
+    campaign = load_campaign("story", settings)
+    path.write_text(vignette.with_signoff(campaign, "R. Reviewer", date(2026, 11, 20), [1]), encoding="utf-8")
+    assert checks(settings, "story", strict=True) == ([], [])
+    signed = load_campaign("story", settings)
+    assert [b.source for b in signed.blocks] == [b.source for b in campaign.blocks]  # the body is untouched
+    path.write_text(path.read_text(encoding="utf-8").replace("three ketamine", "four ketamine"), encoding="utf-8")
+    report = lint_campaign(load_campaign("story", settings), settings)
+    assert [w.check for w in report.warnings] == ["deid.signoff"]
+    assert "changed after R. Reviewer signed it off" in report.warnings[0].message
+
+
+def test_signoff_of_a_missing_vignette_is_refused(settings: Settings, project: Path) -> None:
+    write_campaign(project, "story", STORY_CAMPAIGN)
+    with pytest.raises(NewsletterError, match="no vignette 2"):
+        vignette.with_signoff(load_campaign("story", settings), "R", date(2026, 1, 1), [2])
+
+
+def test_the_clinics_own_campaigns_lint_clean() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    from newsletter.config import load_settings
+
+    settings = load_settings(repo, environ={}).settings
+    for slug in ("faq-addiction", "client-stories"):
+        report = lint_campaign(load_campaign(slug, settings), settings, strict=True)
+        assert report.errors == [], (slug, report.errors)
+
+
+def test_cli_lint_json_and_exit_codes(newsletter: Newsletter, project: Path) -> None:
+    write_campaign(project, "story", STORY_CAMPAIGN.replace("A client wanted", "Call 207-723-4512: a client wanted"))
+    result = newsletter("campaign", "lint", "story", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert set(data) == {"errors", "warnings"}
+    assert data["errors"][0]["check"] == "deid.phone" and data["errors"][0]["line"] == 5
+    assert {"check", "message", "line"} == set(data["errors"][0])
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    assert newsletter("campaign", "lint", "faq").exit_code == 0
+    assert newsletter("campaign", "lint", str(project / "campaigns" / "faq.md")).exit_code == 0
+    write_campaign(project, "bad", FAQ_CAMPAIGN.replace("subject: Can I get", 'subject: "Can\\tI get').replace("ketamine?\npre", 'ketamine?"\npre'))
+    broken = newsletter("campaign", "lint", "bad", "--json")
+    assert broken.exit_code == 1
+    assert json.loads(broken.output)["errors"][0]["check"] == "campaign"
+    assert "control characters" in json.loads(broken.output)["errors"][0]["message"]
+    write_campaign(project, "kinds", FAQ_CAMPAIGN.replace("::: faq", "::: recipe"))
+    unknown = json.loads(newsletter("campaign", "lint", "kinds", "--json").output)
+    assert unknown["errors"][0]["check"] == "campaign" and unknown["errors"][0]["line"] == 8
+    missing = newsletter("campaign", "lint", "nope")
+    assert missing.exit_code == 1 and missing.output.startswith("Error: campaign 'nope' not found")
