@@ -27,7 +27,9 @@ def normalise_address(raw: str) -> Address:
     if not candidate:
         raise InvalidAddress("the email address is empty")
     try:
-        validated = validate_email(candidate, check_deliverability=False)
+        # allow_smtputf8=False: a non-ASCII local part needs SMTPUTF8 all the way to the mailbox, which
+        # this sender does not use; such an address could join but never receive a message.
+        validated = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(f"{candidate!r} is not a valid email address: {exc}") from None
     return Address(validated.normalized, validated.normalized.lower())

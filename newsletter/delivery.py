@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -83,6 +84,7 @@ class _RunState:
     started: int = 0
     fatal: BaseException | None = None
     warnings: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)  # what this run did: sent, failed, retry, deferred
     tries: dict[int, int] = field(default_factory=dict)
     first_try: dict[int, float] = field(default_factory=dict)
 
@@ -124,7 +126,7 @@ class Delivery:
         self.connections = max(1, connections)
         self.rate = RateLimiter(rate)
         self.policy = policy
-        self.progress = progress or (lambda outcome: None)
+        self._progress = progress or (lambda outcome: None)
         self.lease = lease
         self.heartbeat_interval = heartbeat_interval
         self.state = _RunState(limit)
@@ -162,6 +164,11 @@ class Delivery:
             raise self.state.fatal
         with self.store.session() as session:
             return outbox.counts(session, self.campaign)
+
+    def progress(self, outcome: str) -> None:
+        with self.state.lock:
+            self.state.outcomes[outcome] += 1
+        self._progress(outcome)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval):

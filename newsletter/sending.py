@@ -190,6 +190,7 @@ class SendResult:
     counts: Counts
     duration_s: float
     warnings: list[str] = dataclasses.field(default_factory=list)
+    this_run: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -200,6 +201,7 @@ class SendResult:
             "campaign": self.campaign,
             **dataclasses.asdict(self.counts),
             "duration_s": round(self.duration_s, 3),
+            "this_run": {k: self.this_run.get(k, 0) for k in ("sent", "failed", "retry", "deferred")},
             **({"warnings": self.warnings} if self.warnings else {}),
         }
 
@@ -258,7 +260,9 @@ def send(
         lease=lease,
     )
     counts = delivery.run()
-    return SendResult(prepared.campaign.slug, counts, time.monotonic() - started, delivery.state.warnings)
+    return SendResult(
+        prepared.campaign.slug, counts, time.monotonic() - started, delivery.state.warnings, dict(delivery.state.outcomes)
+    )
 
 
 def status(store: Store, slug: str) -> Counts | None:

@@ -24,7 +24,7 @@ def test_no_dns_is_needed() -> None:
     assert normalise_address("a@news.harvest.example").email == "a@news.harvest.example"
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "plain", "a@b", "a@@example.org", "a b@example.org", "a@example.org\nBcc: x@example.com"])
+@pytest.mark.parametrize("raw", ["", "   ", "plain", "ünïcode@example.org", "a@b", "a@@example.org", "a b@example.org", "a@example.org\nBcc: x@example.com"])
 def test_invalid_addresses(raw: str) -> None:
     with pytest.raises(InvalidAddress):
         normalise_address(raw)
