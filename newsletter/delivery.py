@@ -18,9 +18,10 @@ What happens to a message, by what the transport says:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -202,6 +203,8 @@ class Delivery:
         while not state.stop.is_set():
             with self.store.session() as session:
                 claims = outbox.claim(session, self.campaign, self.run_id, CLAIM_BATCH)
+                if claims:
+                    outbox.begin_attempt(session, claims[0].outbox_id, self.run_id)
             if not claims:
                 if not self._wait_for_retries():
                     return
@@ -213,8 +216,9 @@ class Delivery:
                         outbox.release(session, [c.outbox_id for c in claims[index:]], self.run_id)
                     return
                 self.rate.wait(state.stop)
+                following = claims[index + 1].outbox_id if index + 1 < len(claims) else None
                 try:
-                    self._deliver(transport, item)
+                    self._deliver(transport, item, following)
                 except TransportConfigError:
                     with self.store.session() as session:
                         outbox.release(session, [c.outbox_id for c in claims[index:]], self.run_id)
@@ -229,26 +233,36 @@ class Delivery:
         self.state.stop.wait(min(max((due - utcnow()).total_seconds(), 0.05), 1.0))
         return True
 
-    def _deliver(self, transport: Transport, item: Claim) -> None:
-        message = self.build(item)
+    @contextlib.contextmanager
+    def _outcome(self, following: int | None) -> Iterator[Session]:
+        """One transaction that records a message's outcome and marks the next one as in flight."""
+        with self.store.session() as session:
+            yield session
+            if following is not None:
+                outbox.begin_attempt(session, following, self.run_id)
+
+    def _deliver(self, transport: Transport, item: Claim, following: int | None) -> None:
         try:
+            message = self.build(item)
             result = transport.send(message)
         except ConnectionLost as exc:
-            self._temporary(item, exc.code, str(exc), possibly_duplicated=True)
+            self._temporary(item, following, exc.code, str(exc), possibly_duplicated=True)
         except TemporaryFailure as exc:
-            self._temporary(item, exc.code, str(exc), possibly_duplicated=False)
+            self._temporary(item, following, exc.code, str(exc), possibly_duplicated=False)
         except PermanentFailure as exc:
-            self._permanent(item, exc.code, str(exc))
+            self._permanent(item, following, exc.code, str(exc))
         except TransportConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the campaign
-            self._permanent(item, None, f"{type(exc).__name__}: {exc}")
+            self._permanent(item, following, None, f"{type(exc).__name__}: {exc}")
         else:
-            with self.store.session() as session:
+            with self._outcome(following) as session:
                 outbox.record_sent(session, item.outbox_id, self.run_id, message.message_id, result.code)
             self.progress("sent")
 
-    def _temporary(self, item: Claim, code: int | None, error: str, *, possibly_duplicated: bool) -> None:
+    def _temporary(
+        self, item: Claim, following: int | None, code: int | None, error: str, *, possibly_duplicated: bool
+    ) -> None:
         state = self.state
         with state.lock:
             tries = state.tries[item.outbox_id] = state.tries.get(item.outbox_id, 0) + 1
@@ -256,7 +270,7 @@ class Delivery:
         delay = self.policy.delay(tries)
         give_up = tries >= self.policy.max_attempts or time.monotonic() - first + delay > self.policy.max_time
         retry_after = None if give_up else utcnow() + timedelta(seconds=delay)
-        with self.store.session() as session:
+        with self._outcome(following) as session:
             outbox.record_retry(
                 session,
                 item.outbox_id,
@@ -268,8 +282,8 @@ class Delivery:
             )
         self.progress("deferred" if give_up else "retry")
 
-    def _permanent(self, item: Claim, code: int | None, error: str) -> None:
-        with self.store.session() as session:
+    def _permanent(self, item: Claim, following: int | None, code: int | None, error: str) -> None:
+        with self._outcome(following) as session:
             outbox.record_failed(session, item.outbox_id, self.run_id, code, error)
             if code in ADDRESS_FAILURES:
                 self._bounce(session, item, code, error)

@@ -236,6 +236,9 @@ class OutboxRow(Base):
     retry_after: Mapped[datetime | None]
     # A run that has spent its attempts on this row leaves it pending for the next run.
     deferred_by: Mapped[str | None] = mapped_column(String(64))
+    # Set (and committed) just before the message is handed to the transport: after a crash, only
+    # such a row may have gone out, so only it is reported as possibly duplicated.
+    in_flight: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     possibly_duplicated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     message_id: Mapped[str | None] = mapped_column(String(255))
     last_code: Mapped[int | None] = mapped_column(Integer)

@@ -153,7 +153,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def reclaim_abandoned(session: Session, campaign: CampaignRecord, *, lease: timedelta) -> int:
-    """Put back rows claimed by runs that are gone; they may have been sent, so flag them."""
+    """Put back rows claimed by runs that are gone; the one each was sending may have gone out: flag it."""
     stale = utcnow() - lease
     dead: list[str] = []
     holders = session.execute(
@@ -176,7 +176,12 @@ def reclaim_abandoned(session: Session, campaign: CampaignRecord, *, lease: time
     result = session.execute(
         update(OutboxRow)
         .where(orphaned)
-        .values(state=OutboxState.PENDING.value, claimed_by=None, possibly_duplicated=True)
+        .values(
+            state=OutboxState.PENDING.value,
+            claimed_by=None,
+            in_flight=False,
+            possibly_duplicated=or_(OutboxRow.possibly_duplicated, OutboxRow.in_flight),
+        )
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
@@ -220,12 +225,7 @@ def claim(session: Session, campaign: CampaignRecord, run_id: str, limit: int) -
     claimed_ids = session.scalars(
         update(OutboxRow)
         .where(OutboxRow.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=OutboxState.SENDING.value,
-            claimed_by=run_id,
-            claimed_at=now,
-            attempts=OutboxRow.attempts + 1,
-        )
+        .values(state=OutboxState.SENDING.value, claimed_by=run_id, claimed_at=now)
         .returning(OutboxRow.id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -251,6 +251,20 @@ def _mine(outbox_id: int, run_id: str) -> Any:
     return and_(OutboxRow.id == outbox_id, OutboxRow.claimed_by == run_id)
 
 
+def begin_attempt(session: Session, outbox_id: int, run_id: str) -> None:
+    """Mark a claimed row as about to be handed to the transport (commit before sending it).
+
+    Callers fold this into the transaction that records the previous message's outcome, so marking
+    costs no commit of its own.
+    """
+    session.execute(
+        update(OutboxRow)
+        .where(_mine(outbox_id, run_id))
+        .values(in_flight=True, attempts=OutboxRow.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def record_sent(session: Session, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
     session.execute(
         update(OutboxRow)
@@ -262,6 +276,7 @@ def record_sent(session: Session, outbox_id: int, run_id: str, message_id: str, 
             last_code=code,
             last_error=None,
             claimed_by=None,
+            in_flight=False,
         )
         .execution_options(synchronize_session=False)
     )
@@ -271,7 +286,9 @@ def record_failed(session: Session, outbox_id: int, run_id: str, code: int | Non
     session.execute(
         update(OutboxRow)
         .where(_mine(outbox_id, run_id))
-        .values(state=OutboxState.FAILED.value, last_code=code, last_error=error[:2000], claimed_by=None)
+        .values(
+            state=OutboxState.FAILED.value, last_code=code, last_error=error[:2000], claimed_by=None, in_flight=False
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -292,6 +309,7 @@ def record_retry(
         "last_code": code,
         "last_error": error[:2000],
         "claimed_by": None,
+        "in_flight": False,
         "retry_after": retry_after,
         "deferred_by": run_id if retry_after is None else None,
     }
@@ -303,7 +321,7 @@ def record_retry(
 
 
 def release(session: Session, outbox_ids: list[int], run_id: str) -> None:
-    """Give back claimed rows that were never attempted (the run is stopping)."""
+    """Give back claimed rows that were never handed to the transport (the run is stopping)."""
     if not outbox_ids:
         return
     session.execute(
@@ -312,7 +330,9 @@ def release(session: Session, outbox_ids: list[int], run_id: str) -> None:
         .values(
             state=OutboxState.PENDING.value,
             claimed_by=None,
-            attempts=case((OutboxRow.attempts > 0, OutboxRow.attempts - 1), else_=0),
+            in_flight=False,
+            # A row marked for its attempt but never sent gets that attempt back.
+            attempts=case((OutboxRow.in_flight.is_(True), OutboxRow.attempts - 1), else_=OutboxRow.attempts),
         )
         .execution_options(synchronize_session=False)
     )

@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('retry_after', sa.DateTime(timezone=True), nullable=True),
     sa.Column('deferred_by', sa.String(length=64), nullable=True),
+    sa.Column('in_flight', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('possibly_duplicated', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('message_id', sa.String(length=255), nullable=True),
     sa.Column('last_code', sa.Integer(), nullable=True),
