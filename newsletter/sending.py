@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import outbox
@@ -213,10 +214,19 @@ def start(store: Store, prepared: Prepared) -> CampaignRecord:
     if record is not None:
         return record
     check_every_recipient(store, prepared)
-    with store.session() as session:
-        record = outbox.record_campaign(session, prepared.campaign.slug, prepared.campaign.subject, prepared.web_html)
-        outbox.materialise(session, record, list(prepared.campaign.audience))
-    return record
+    try:
+        # The record and its audience are one transaction: whoever creates the record fixes the audience.
+        with store.session() as session:
+            record = outbox.record_campaign(session, prepared.campaign.slug, prepared.campaign.subject, prepared.web_html)
+            outbox.materialise(session, record, list(prepared.campaign.audience))
+        return record
+    except IntegrityError:
+        # Another run started this campaign at the same moment and won: join it.
+        with store.session() as session:
+            record = outbox.find_campaign(session, prepared.campaign.slug)
+        if record is None:
+            raise
+        return record
 
 
 def transport_factory(settings: Settings, url: str | None = None) -> Callable[[], Transport]:
