@@ -1,4 +1,4 @@
-"""send ledger
+"""send ledger: campaigns, outbox, send runs and leases
 
 Revision ID: 0002
 Revises: 0001
@@ -48,6 +48,12 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_outbox_campaign_id_state'), 'outbox', ['campaign_id', 'state'])
 
+    op.create_table('leases',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('holder', sa.String(length=64), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_leases'))
+    )
     op.create_table('send_runs',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -69,6 +75,7 @@ def downgrade() -> None:
         batch_op.drop_column('paused')
 
     op.drop_table('send_runs')
+    op.drop_table('leases')
     op.drop_index(op.f('ix_outbox_campaign_id_state'), table_name='outbox')
 
     op.drop_table('outbox')

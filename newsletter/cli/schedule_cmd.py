@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+
+from .. import sending
+from ..content import Campaign
+from ..errors import InputError
+from ..models import utcnow
+from ..schedule import send_due as run_send_due
+from .app import App
+from .output import interactive, json_option, print_json
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return utcnow()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--now {value!r} is not an ISO 8601 time, e.g. 2026-12-01T09:00:00+00:00") from None
+    if moment.utcoffset() is None:
+        raise InputError(f"--now {value!r} needs a UTC offset, e.g. +00:00")
+    return moment
+
+
+@click.command("send-due")
+@click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (ISO 8601 with an offset); default: now.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@json_option
+@click.pass_obj
+def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
+    """Send every campaign whose send_at has passed and that is not complete; resume partly sent ones.
+
+    Safe to run every few minutes from cron or CI: one run at a time holds a database lease, and
+    the send ledger never sends a message twice. Exits 0 when nothing is due or all is sent, 75 when
+    some messages are still pending (run again later), 1 when a campaign could not be sent.
+    """
+    now = _parse_now(now_text)
+    settings = app.settings
+    transport = sending.transport_factory(settings)
+
+    def confirm(due: list[Campaign]) -> bool:
+        if yes:
+            return True
+        if not interactive():
+            raise InputError(f"{len(due)} campaign(s) are due; refusing to send without a terminal to confirm on; add --yes")
+        for campaign in due:
+            click.echo(f"  {campaign.slug}: {campaign.subject} (send_at {campaign.send_at})")
+        return click.confirm(f"Send {len(due)} due campaign(s) now?")
+
+    report = run_send_due(app.store, settings, now, transport, confirm=confirm)
+    if as_json:
+        print_json(report.as_dict())
+    elif report.locked_until is not None:
+        click.echo(f"Another send-due run is working (its lease runs until {report.locked_until:%Y-%m-%d %H:%M:%S}); nothing to do.")
+    elif not report.campaigns:
+        click.echo("Nothing is due.")
+    else:
+        for item in report.campaigns:
+            if item.error:
+                click.echo(f"{item.campaign}: error: {item.error}", err=True)
+            else:
+                r = item.result
+                click.echo(f"{item.campaign}: {r['sent']} sent, {r['failed']} failed, {r['pending']} pending of {r['audience']}")
+    sys.exit(report.exit_code)
