@@ -121,7 +121,10 @@ def dkim_signer(settings: Settings, domain: str) -> Callable[[bytes], bytes] | N
         signature = dkim.sign(message, settings.dkim_selector.encode(), domain.encode(), key, include_headers=headers)
         return signature + message
 
-    sign(b"From: a@" + domain.encode() + b"\r\nSubject: key check\r\n\r\nx\r\n")  # a bad key fails here, once
+    try:
+        sign(b"From: a@" + domain.encode() + b"\r\nSubject: key check\r\n\r\nx\r\n")  # a bad key fails here, once
+    except dkim.DKIMException as exc:
+        raise NewsletterError(f"cannot sign with the DKIM key {settings.dkim_key_path}: {exc}") from None
     return sign
 
 
