@@ -51,9 +51,10 @@ def _prepare(app: App, ref: str, *, for_send: bool) -> sending.Prepared:
 @click.argument("slug")
 @click.option("--faq", "faqs", multiple=True, metavar="QUESTION", help="Add an FAQ block with this question (repeatable).")
 @click.option("--vignette", is_flag=True, help="Add a client-vignette block (it will need a reviewer sign-off).")
+@json_option
 @click.pass_obj
-def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool) -> None:
-    """Create campaigns/SLUG.md from a scaffold, ready to edit."""
+def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool, as_json: bool) -> None:
+    """Create campaigns/SLUG.md from a scaffold."""
     text = scaffold_campaign(slug, faqs=list(faqs), vignette=vignette)
     folder = app.settings.campaigns_path
     path = folder / f"{slug}.md"
@@ -61,7 +62,10 @@ def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool) -> None:
         raise InputError(f"{path} already exists; choose another slug or edit that file")
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    click.echo(f"Created {path}. Next: edit it, then `newsletter campaign lint {slug}`.")
+    if as_json:
+        print_json({"campaign": slug, "path": str(path)})
+    else:
+        click.echo(f"Created {path}. Next: edit it, then `newsletter campaign lint {slug}`.")
 
 
 @campaign.command()
@@ -70,8 +74,10 @@ def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool) -> None:
 @json_option
 @click.pass_obj
 def lint(app: App, campaign: str, strict: bool, as_json: bool) -> None:
-    """Check a campaign: MJML, size, links, alt text, footer, subject, templates, and the
-    de-identification gate for vignettes. Exits 1 on any error.
+    """Check a campaign; exit 1 on any error.
+
+    Checks MJML elements, HTML size, links, alt text, the footer (unsubscribe link, postal address),
+    the subject, the templates, and runs the de-identification gate on vignettes.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
@@ -94,7 +100,9 @@ def lint(app: App, campaign: str, strict: bool, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def build(app: App, campaign: str, folder: Path, as_json: bool) -> None:
-    """Lint and render a campaign for a sample recipient: the HTML, the text and the compiled MJML.
+    """Write a campaign's HTML, text and MJML.
+
+    Lints first (errors stop the build), then renders for a sample recipient into the output folder.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
@@ -122,7 +130,10 @@ def build(app: App, campaign: str, folder: Path, as_json: bool) -> None:
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_obj
 def preview(app: App, campaign: str, host: str, port: int) -> None:
-    """Serve the campaign at desktop and mobile widths side by side; reloads when the file is saved.
+    """Preview at desktop and mobile widths, live.
+
+    Serves the campaign on localhost side by side at 800 and 375 px and reloads when the campaign
+    file or a template is saved.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
     """
@@ -157,9 +168,13 @@ def preview(app: App, campaign: str, host: str, port: int) -> None:
 @click.option("--reviewer", required=True, help="Who reviewed the vignettes (recorded in the front matter).")
 @click.option("--vignette", "numbers", multiple=True, type=click.IntRange(min=1), help="Vignette number (default: all).")
 @click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of the review (default: today).")
+@json_option
 @click.pass_obj
-def signoff(app: App, campaign: str, reviewer: str, numbers: tuple[int, ...], when: Any) -> None:
-    """Record a reviewer's sign-off of the campaign's vignettes (any later edit voids it).
+def signoff(app: App, campaign: str, reviewer: str, numbers: tuple[int, ...], when: Any, as_json: bool) -> None:
+    """Record a reviewer's sign-off of vignettes.
+
+    The sign-off stores the reviewer, the date and a hash of each vignette's text, so any later
+    edit voids it.
 
     Refused while the de-identification gate still has findings that no reviewer accepted.
     """
@@ -180,7 +195,10 @@ def signoff(app: App, campaign: str, reviewer: str, numbers: tuple[int, ...], wh
     text = review.with_signoff(loaded, " ".join(reviewer.split()), (when.date() if when else date.today()), chosen)
     assert loaded.path is not None
     loaded.path.write_text(text, encoding="utf-8")
-    click.echo(f"Signed off vignette(s) {', '.join(map(str, chosen))} of {loaded.slug} for {reviewer}.")
+    if as_json:
+        print_json({"campaign": loaded.slug, "vignettes": chosen, "reviewer": reviewer})
+    else:
+        click.echo(f"Signed off vignette(s) {', '.join(map(str, chosen))} of {loaded.slug} for {reviewer}.")
 
 
 def _counts_dict(slug: str, counts: Counts | None) -> dict[str, Any]:
@@ -214,7 +232,9 @@ def send(
     worker: bool,
     as_json: bool,
 ) -> None:
-    """Send a campaign to its audience, one message per subscriber, recorded in the outbox.
+    """Send a campaign to its audience.
+
+    One message per subscriber, recorded in the outbox.
 
     Safe to rerun after a crash or a failure, and safe to run twice at once: no message recorded as
     sent goes out again. Exit status: 0 when every message is sent or failed for good, 75 when some
@@ -281,7 +301,9 @@ def _send_with_progress(store: Any, prepared: sending.Prepared, factory: Any, wo
 @json_option
 @click.pass_obj
 def status(app: App, campaign: str, as_json: bool) -> None:
-    """Where a campaign's sending stands: audience, sent, failed, pending, possibly duplicated.
+    """Show where a campaign's sending stands.
+
+    Counts: audience, sent, failed, pending, skipped, possibly duplicated.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
@@ -301,7 +323,9 @@ def status(app: App, campaign: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def test(app: App, campaign: str, to: str, transport_url: str | None, as_json: bool) -> None:
-    """Send one test copy to EMAIL (subject marked [Test]); not recorded as a send.
+    """Send one test copy to EMAIL.
+
+    The subject is marked [Test], the links are samples, and nothing is recorded as a send.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
@@ -327,7 +351,10 @@ def test(app: App, campaign: str, to: str, transport_url: str | None, as_json: b
 @json_option
 @click.pass_obj
 def list_(app: App, as_json: bool) -> None:
-    """The campaigns in campaigns_dir, with their subject, schedule and sending state."""
+    """List campaigns and their sending state.
+
+    Every Markdown file in campaigns_dir with its subject, send_at and progress.
+    """
     settings = app.settings
     rows = []
     for path in sorted(settings.campaigns_path.glob("*.md")):

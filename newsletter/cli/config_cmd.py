@@ -16,8 +16,9 @@ def config() -> None:
 @json_option
 @click.pass_obj
 def show(app: App, as_json: bool) -> None:
-    """Print every setting, its value and where it came from (secrets masked).
+    """Show every setting and where it came from.
 
+    Secrets are masked.
     Precedence, lowest first: default < newsletter.toml < NEWSLETTER_<NAME> < command-line flag.
     """
     resolved = app.resolved

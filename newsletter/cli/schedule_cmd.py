@@ -32,8 +32,9 @@ def _parse_now(value: str | None) -> datetime:
 @json_option
 @click.pass_obj
 def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
-    """Send every campaign whose send_at has passed and that is not complete; resume partly sent ones.
+    """Send every campaign that is due.
 
+    Due: its send_at has passed and it is not complete; partly sent campaigns are resumed.
     Safe to run every few minutes from cron or CI: one run at a time holds a database lease, and
     the send ledger never sends a message twice. Exits 0 when nothing is due or all is sent, 75 when
     some messages are still pending (run again later), 1 when a campaign could not be sent.

@@ -12,7 +12,7 @@ from .output import json_option, print_json
 @json_option
 @click.pass_obj
 def init(app: App, as_json: bool) -> None:
-    """Create the subscriber store, or upgrade it to this version's schema.
+    """Create or upgrade the subscriber store.
 
     Safe to run any number of times: an up-to-date store is left as it is.
     """

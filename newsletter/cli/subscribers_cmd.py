@@ -46,8 +46,9 @@ def subscribers() -> None:
 def add(
     app: App, email: str, name: str, tags: tuple[str, ...], confirmed: bool, resubscribe: bool, as_json: bool
 ) -> None:
-    """Add one subscriber by hand (consent recorded as 'manual').
+    """Add one subscriber by hand.
 
+    Consent is recorded as 'manual'.
     An address already on the list gets the new name and tags. A suppressed address is refused unless
     --resubscribe is given.
     """
@@ -99,8 +100,9 @@ def import_(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Import a CSV export of the signup form (FILE, or - for standard input).
+    """Import a CSV export of the signup form.
 
+    FILE is the CSV file, or - for standard input.
     Rows are new (imported), already known (updated or unchanged), repeated in the file (duplicates),
     unusable (invalid, with line numbers) or suppressed: addresses that left the list are never re-added.
     The import is one transaction; importing the same file twice changes nothing the second time.
@@ -147,7 +149,7 @@ def _filters(func: Any) -> Any:
 @json_option
 @click.pass_obj
 def list_(app: App, status: str | None, tag: str | None, as_json: bool) -> None:
-    """List subscribers."""
+    """List subscribers, optionally by status or tag."""
     with app.store.session() as session:
         records = [service.summary(s) for s in service.query(session, status=status, tag=tag)]
     if as_json:
@@ -186,7 +188,10 @@ def _json_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of standard output.")
 @click.pass_obj
 def export(app: App, fmt: str, status: str | None, tag: str | None, output: Path | None) -> None:
-    """Export subscribers as CSV or JSON (email, name, status, tags, dates)."""
+    """Export subscribers as CSV or JSON.
+
+    Fields: email, name, status, tags, source and dates.
+    """
     write = _json_lines if fmt == "json" else _csv_lines
     with app.store.session() as session:
         records = (service.summary(s) for s in service.query(session, status=status, tag=tag))
@@ -207,7 +212,10 @@ def export(app: App, fmt: str, status: str | None, tag: str | None, output: Path
 @json_option
 @click.pass_obj
 def show(app: App, email: str, as_json: bool) -> None:
-    """Everything stored about one person, events included (a GDPR access request; the access is logged)."""
+    """Show everything stored about one person.
+
+    Events and consent included: the answer to a GDPR access request. The access itself is logged.
+    """
     with app.store.session() as session:
         report = service.access_report(session, service.get(session, email), actor="cli")
     if as_json:
@@ -233,7 +241,10 @@ def show(app: App, email: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def unsubscribe(app: App, email: str, as_json: bool) -> None:
-    """Stop all mail to EMAIL. The address stays suppressed: no add or import brings it back."""
+    """Stop all mail to EMAIL.
+
+    The address stays suppressed: no add or import brings it back.
+    """
     with app.store.session() as session:
         subscriber = service.get(session, email)
         changed = service.unsubscribe(session, subscriber, actor="cli", via="newsletter subscribers unsubscribe")
@@ -252,8 +263,9 @@ def unsubscribe(app: App, email: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def forget(app: App, email: str, yes: bool, as_json: bool) -> None:
-    """Erase a person (GDPR Art. 17): delete all their data, keep only a keyed hash so they stay suppressed.
+    """Erase a person under GDPR Article 17.
 
+    Deletes all their data and keeps only a keyed hash of the address, so it stays suppressed.
     Needs NEWSLETTER_SECRET_KEY. Rotating that key later lets erased addresses be added again.
     """
     secret_key = app.settings.require_secret_key()
@@ -271,7 +283,7 @@ def forget(app: App, email: str, yes: bool, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def stats(app: App, as_json: bool) -> None:
-    """Counts by status and by tag."""
+    """Count subscribers by status and by tag."""
     with app.store.session() as session:
         data = service.stats(session)
     if as_json:
