@@ -126,8 +126,8 @@ def build(app: App, campaign: str, folder: Path, as_json: bool) -> None:
 
 @campaign.command()
 @CAMPAIGN
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it local).")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.pass_obj
 def preview(app: App, campaign: str, host: str, port: int) -> None:
     """Preview at desktop and mobile widths, live.

@@ -183,7 +183,7 @@ def _json_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 
 @subscribers.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True, help="CSV for spreadsheets, JSON for programs.")
 @_filters
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of standard output.")
 @click.pass_obj
