@@ -67,12 +67,16 @@ def cli(ctx: click.Context, project_dir: Path | None, database_url: str | None) 
 
 
 def _register() -> None:
-    from . import campaign_cmd, config_cmd, store_cmd, subscribers_cmd
+    from . import campaign_cmd, config_cmd, schedule_cmd, store_cmd, subscribers_cmd
+    from . import web_cmd
 
     cli.add_command(store_cmd.init)
     cli.add_command(config_cmd.config)
     cli.add_command(subscribers_cmd.subscribers)
     cli.add_command(campaign_cmd.campaign)
+    cli.add_command(schedule_cmd.send_due)
+    cli.add_command(web_cmd.serve)
+    cli.add_command(web_cmd.web)
 
 
 _register()

@@ -1,0 +1,33 @@
+"""The public archive: campaigns that have gone out, as their web versions (no personal data)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import CampaignRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveEntry:
+    slug: str
+    subject: str
+    sent: datetime
+
+
+def entries(session: Session) -> list[ArchiveEntry]:
+    """Campaigns with a web version, newest first (by when sending started)."""
+    rows = session.scalars(
+        select(CampaignRecord)
+        .where(CampaignRecord.web_html != "")
+        .order_by(CampaignRecord.created_at.desc(), CampaignRecord.id.desc())
+    )
+    return [ArchiveEntry(r.slug, r.subject, r.created_at) for r in rows]
+
+
+def web_version(session: Session, slug: str) -> str | None:
+    record = session.scalar(select(CampaignRecord).where(CampaignRecord.slug == slug))
+    return record.web_html if record is not None and record.web_html else None

@@ -1,0 +1,116 @@
+"""What the web forms accept: parsing and checking submitted fields, with no Flask in sight.
+
+Every refusal is a :class:`FormError` whose message is shown on a 400 page. Messages never repeat
+what was typed: the page must not echo an address back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+from werkzeug.datastructures import MultiDict
+
+from ..addresses import Address, clean_name, normalise_address
+from ..errors import InputError, InvalidAddress, NewsletterError
+from ..mime import HeaderError
+from .emails import usable_recipient
+
+EMAIL_MAX = 320
+NAME_INPUT_MAX = 400  # before cleaning; clean_name then holds the stored name to NAME_MAX
+MAX_FIELDS = 64
+# A field that people never see and bots fill in. Not type=hidden: bots skip those.
+HONEYPOT_FIELD = "website"
+# Line breaks and other controls in a name are an attempt at header injection, not a typo: the
+# browser's text input cannot produce them. "=?" starts an RFC 2047 encoded word (CVE-2024-6923).
+_INJECTION_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+class FormError(NewsletterError):
+    """Input a form cannot accept; the message is safe to show to the person who sent it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SignupForm:
+    address: Address
+    recipient: str  # the address as it goes on the wire (IDNA domain)
+    name: str
+    topics: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class PreferencesForm:
+    topics: frozenset[str]
+    paused: bool
+
+
+def parse_urlencoded(body: bytes) -> MultiDict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body, refusing bytes that are not UTF-8.
+
+    Werkzeug would quietly turn them into an empty form or into U+FFFD; a clear 400 is better.
+    """
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS
+        )
+    except UnicodeDecodeError:
+        raise FormError("The form was sent in an encoding we cannot read; please use UTF-8.") from None
+    except ValueError:
+        raise FormError("The form has too many fields.") from None
+    return MultiDict(pairs)
+
+
+def check_decoded(form: MultiDict[str, str]) -> None:
+    """Refuse a multipart form whose fields were not UTF-8 (Werkzeug replaced the bytes with U+FFFD)."""
+    if any("\ufffd" in value for value in form.values()):
+        raise FormError("The form was sent in an encoding we cannot read; please use UTF-8.")
+
+
+def honeypot_filled(form: MultiDict[str, str]) -> bool:
+    return bool(form.get(HONEYPOT_FIELD, "").strip())
+
+
+def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) -> SignupForm:
+    raw_email = form.get("email", "")
+    if not raw_email.strip():
+        raise FormError("Please enter your email address.")
+    if len(raw_email) > EMAIL_MAX:
+        raise FormError("That email address is too long.")
+    try:
+        address = normalise_address(raw_email)
+        recipient = usable_recipient(address.email)
+    except InvalidAddress:
+        raise FormError("That does not look like an email address; please check it.") from None
+    except HeaderError:
+        raise FormError(
+            "We cannot send email to this address yet (letters outside ASCII before the @); "
+            "please use another address."
+        ) from None
+    return SignupForm(address, recipient, _name(form.get("name", "")), chosen_topics(form, topic_choices))
+
+
+def _name(raw: str) -> str:
+    if len(raw) > NAME_INPUT_MAX:
+        raise FormError("Please keep the name shorter.")
+    if "=?" in raw or any(unicodedata.category(c) in _INJECTION_CATEGORIES for c in raw):
+        raise FormError("The name contains characters we cannot accept, such as line breaks.")
+    try:
+        return clean_name(raw)
+    except InputError:
+        raise FormError("Please keep the name shorter.") from None
+
+
+def chosen_topics(form: MultiDict[str, str], topic_choices: Mapping[str, str]) -> tuple[str, ...]:
+    """The topics ticked, in the settings' order. Unknown values are dropped, not refused: an
+    embedded form made before a topic was retired must keep working."""
+    ticked = set(form.getlist("topic"))
+    return tuple(tag for tag in topic_choices if tag in ticked)
+
+
+def parse_preferences(form: MultiDict[str, str], topic_choices: Mapping[str, str]) -> PreferencesForm:
+    # The form always sends action=save; without it, a stray empty POST would untick every topic.
+    if form.get("action") != "save":
+        raise FormError("The preferences form was incomplete; please try again from the page.")
+    return PreferencesForm(frozenset(chosen_topics(form, topic_choices)), form.get("paused") == "1")

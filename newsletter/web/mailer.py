@@ -1,0 +1,93 @@
+"""Sending the web endpoint's one-off emails (confirmations) off the request thread.
+
+The signup page must look and *take* the same time whatever the address's state: if the response
+waited for the SMTP server only when an email goes out, its timing would tell who is suppressed
+(bounced, complained, erased). So a request only queues the message; one thread per process sends.
+
+A message still in the queue when the process dies is lost. That is acceptable for a confirmation:
+the person sees no email and submits the form again. Failures are logged without the address.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from ..transports import OutgoingMessage, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+TransportFactory = Callable[[], Transport]
+
+
+class Mailer:
+    """Queues messages and sends them on a background thread, one connection per message.
+
+    The thread starts on first use in each process, so a server that forks workers after building
+    the app (gunicorn ``--preload``) gets a live thread in every worker.
+    """
+
+    def __init__(self, transport: TransportFactory) -> None:
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[OutgoingMessage | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.failures = 0
+
+    def submit(self, message: OutgoingMessage) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._start()
+            self._queue.put(message)
+
+    def _start(self) -> None:
+        self._queue = queue.Queue()  # after a fork, the parent's queue and thread are not ours
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="newsletter-web-mailer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def _run(self) -> None:
+        jobs = self._queue
+        while True:
+            message = jobs.get()
+            try:
+                if message is None:
+                    return
+                self._send(message)
+            finally:
+                jobs.task_done()
+
+    def _send(self, message: OutgoingMessage) -> None:
+        try:
+            with self._transport() as transport:
+                transport.send(message)
+        except TransportError as exc:
+            self.failures += 1
+            # The reply code, not the text: servers echo the address in their replies.
+            log.warning("could not send %s: %s (code %s)", message.message_id, type(exc).__name__, exc.code)
+        except Exception:  # a broken transport must not kill the thread that serves every later signup
+            self.failures += 1
+            log.exception("could not send %s", message.message_id)
+
+    def join(self) -> None:
+        """Wait until every message submitted so far has been sent or has failed."""
+        with self._lock:
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        """Send what is queued, then stop the thread. The mailer starts again if used later."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None or self._pid != os.getpid():
+                return
+            self._queue.put(None)
+        thread.join()
+        atexit.unregister(self.close)

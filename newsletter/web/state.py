@@ -1,0 +1,42 @@
+"""What the web app's views share: the collaborators built once by :func:`newsletter.web.create_app`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flask import current_app
+
+from ..config import Settings
+from ..db import Store
+from ..links import Links
+from .emails import SignupEmails
+from .mailer import Mailer
+from .ratelimit import SignupLimiter
+
+EXTENSION = "newsletter"
+
+
+@dataclasses.dataclass
+class WebState:
+    settings: Settings
+    store: Store
+    links: Links
+    emails: SignupEmails
+    mailer: Mailer
+    limiter: SignupLimiter
+    owns_store: bool
+
+    @property
+    def topic_choices(self) -> dict[str, str]:
+        return self.settings.topic_choices
+
+    def close(self) -> None:
+        """Send what is queued and release the store if the app opened it."""
+        self.mailer.close()
+        if self.owns_store:
+            self.store.dispose()
+
+
+def web_state() -> WebState:
+    state: WebState = current_app.extensions[EXTENSION]
+    return state

@@ -1,0 +1,265 @@
+"""The one blueprint: signup, double opt-in, unsubscribe, preferences and the archive.
+
+Views are thin: they read the request, call the services in this package and render a page. A GET
+never changes state (mail scanners and link previewers fetch every link in an email); every change
+is a POST, and a personal page's authority is the signed token in its URL (no cookies, no login,
+hence no CSRF token: a forged cross-site POST would need the secret token itself).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import MultiDict
+
+from .. import subscribers
+from ..links import BadToken, Purpose
+from ..models import Source, Status, Subscriber
+from ..subscribers import ConsentInfo
+from . import archive, forms, preferences
+from .forms import SignupForm
+from .pages import ARCHIVE_CSP
+from .signup import Reply, SignupOutcome, confirm, ip_hash, request_signup
+from .state import WebState, web_state
+from .tokens import subscriber_for
+
+log = logging.getLogger(__name__)
+bp = Blueprint("newsletter", __name__)
+
+ORIGIN_MAX = 300
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for(".subscribe_form"))  # type: ignore[return-value]
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    # Browsers ask for it on every page without a <link rel="icon">, such as archived campaigns.
+    return current_app.send_static_file("favicon.png")
+
+
+# --- Subscribe for Updates ------------------------------------------------------------------------
+
+
+@bp.get("/subscribe")
+def subscribe_form() -> str:
+    return render_template("subscribe.html", action=url_for(".subscribe"))
+
+
+@bp.post("/subscribe")
+def subscribe() -> str:
+    """The same page for every outcome: nothing on it tells whether the address is known."""
+    state = web_state()
+    state.limiter.check_ip(_client_ip())
+    form = _read_form()
+    if not forms.honeypot_filled(form):
+        signup = forms.parse_signup(form, state.topic_choices)
+        state.limiter.check_address(signup.address.key)
+        _reply(state, signup, _apply_signup(state, signup))
+    return render_template("check_inbox.html")
+
+
+def _apply_signup(state: WebState, signup: SignupForm) -> SignupOutcome:
+    settings = state.settings
+    consent = ConsentInfo(
+        Source.FORM, settings.consent_version, _consent_origin(state), ip_hash(settings.secret_key, _client_ip())
+    )
+
+    def attempt() -> SignupOutcome:
+        with state.store.session() as session:
+            return request_signup(
+                session, signup, consent, topic_choices=state.topic_choices, secret_key=settings.secret_key
+            )
+
+    try:
+        return attempt()
+    except IntegrityError:
+        # Two requests for a new address at once (a double click): the second finds the first's row.
+        return attempt()
+
+
+def _reply(state: WebState, signup: SignupForm, outcome: SignupOutcome) -> None:
+    if outcome.reply is Reply.NONE or outcome.subscriber_id is None:
+        return
+    links, who = state.links, (outcome.subscriber_id, outcome.email_key)
+    try:
+        if outcome.reply is Reply.CONFIRM:
+            message = state.emails.confirmation(signup.recipient, links.url("confirm", *who))
+        else:
+            message = state.emails.already_subscribed(
+                signup.recipient, links.url("preferences", *who), links.url("unsubscribe", *who)
+            )
+    except Exception:  # the page must not differ, whatever went wrong
+        log.exception("could not build the signup email")
+        return
+    state.mailer.submit(message)
+
+
+def _client_ip() -> str:
+    return request.remote_addr or ""
+
+
+def _consent_origin(state: WebState) -> str:
+    """Where the form was: the embedding page (as the browser's Referer gives it) or our own form.
+
+    Query and fragment are dropped: they can carry anything, and the record needs the page only.
+    """
+    fallback = f"{state.links.base}/subscribe"
+    referrer = request.headers.get("Referer", "")
+    try:
+        parts = urlsplit(referrer)
+    except ValueError:
+        return fallback
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return fallback
+    origin = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return origin if len(origin) <= ORIGIN_MAX and origin.isascii() and origin.isprintable() else fallback
+
+
+def _read_form() -> MultiDict[str, str]:
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return forms.parse_urlencoded(request.get_data(cache=True))
+    form = request.form
+    forms.check_decoded(form)
+    return form
+
+
+# --- Double opt-in ---------------------------------------------------------------------------------
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str) -> str:
+    state = web_state()
+    with state.store.session(commit=False) as session:
+        subscriber = subscriber_for(session, state.links, "confirm", token)
+        if subscriber.status == Status.PENDING:
+            return render_template("confirm.html", action=url_for(".confirm_post", token=token))
+        return _confirmed_page(state, subscriber)
+
+
+@bp.post("/confirm/<token>")
+def confirm_post(token: str) -> str:
+    state = web_state()
+    with state.store.session() as session:
+        subscriber = subscriber_for(session, state.links, "confirm", token)
+        if subscriber.status == Status.PENDING:
+            confirm(session, subscriber)
+        return _confirmed_page(state, subscriber)
+
+
+def _confirmed_page(state: WebState, subscriber: Subscriber) -> str:
+    if subscriber.status != Status.CONFIRMED:
+        # Unsubscribed, bounced or complained since this link was sent: it confirms nothing now.
+        raise BadToken("this link is no longer valid; to subscribe again, please use the signup form")
+    return render_template("confirmed.html", preferences_url=_personal_url(state, "preferences", subscriber))
+
+
+def _personal_url(state: WebState, purpose: Purpose, subscriber: Subscriber) -> str:
+    token = state.links.token(purpose, subscriber.id, subscriber.email_key)
+    return url_for(f".{purpose}_page", token=token)
+
+
+# --- Unsubscribe (RFC 8058 one-click, and the page the visible link opens) ------------------------
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token: str) -> str:
+    state = web_state()
+    with state.store.session(commit=False) as session:
+        subscriber = subscriber_for(session, state.links, "unsubscribe", token)
+        if Status(subscriber.status).suppressed:
+            return render_template("unsubscribed.html")
+        return render_template(
+            "unsubscribe.html",
+            action=url_for(".unsubscribe_post", token=token),
+            preferences_url=_personal_url(state, "preferences", subscriber),
+        )
+
+
+@bp.post("/unsubscribe/<token>")
+def unsubscribe_post(token: str) -> str:
+    """One-click: any POST to the token's URL unsubscribes, with or without the RFC 8058 body.
+
+    The session commits before the page is rendered, so a 200 means it is done.
+    """
+    state = web_state()
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    with state.store.session() as session:
+        subscriber = subscriber_for(session, state.links, "unsubscribe", token)
+        subscribers.unsubscribe(session, subscriber, actor="web", via="one-click" if one_click else "page")
+    return render_template("unsubscribed.html")
+
+
+# --- Preferences -----------------------------------------------------------------------------------
+
+
+@bp.get("/preferences/<token>")
+def preferences_page(token: str) -> str:
+    state = web_state()
+    with state.store.session(commit=False) as session:
+        subscriber = subscriber_for(session, state.links, "preferences", token)
+        return _preferences(state, subscriber, token, saved=False)
+
+
+@bp.post("/preferences/<token>")
+def preferences_post(token: str) -> str:
+    state = web_state()
+    with state.store.session() as session:
+        subscriber = subscriber_for(session, state.links, "preferences", token)
+        if Status(subscriber.status).suppressed:
+            return _preferences(state, subscriber, token, saved=False)
+        form = forms.parse_preferences(_read_form(), state.topic_choices)
+        preferences.update_preferences(session, subscriber, form, state.topic_choices)
+        return _preferences(state, subscriber, token, saved=True)
+
+
+def _preferences(state: WebState, subscriber: Subscriber, token: str, *, saved: bool) -> str:
+    if Status(subscriber.status).suppressed:
+        return render_template("preferences_closed.html")
+    return render_template(
+        "preferences.html",
+        action=url_for(".preferences_post", token=token),
+        chosen=preferences.topics_of(subscriber, state.topic_choices),
+        paused=subscriber.paused,
+        pending=subscriber.status == Status.PENDING,
+        saved=saved,
+        unsubscribe_url=_personal_url(state, "unsubscribe", subscriber),
+    )
+
+
+# --- Links without a token: the sample links in archived and built campaigns ------------------------
+
+
+@bp.get("/confirm", endpoint="confirm_without_token")
+@bp.get("/unsubscribe", endpoint="unsubscribe_without_token")
+@bp.get("/preferences", endpoint="preferences_without_token")
+def without_token() -> str:
+    state = web_state()
+    contact = state.settings.reply_to or state.settings.from_address
+    return render_template("use_your_link.html", contact=contact)
+
+
+# --- Archive ----------------------------------------------------------------------------------------
+
+
+@bp.get("/archive")
+def archive_index() -> str:
+    with web_state().store.session(commit=False) as session:
+        return render_template("archive.html", entries=archive.entries(session))
+
+
+@bp.get("/archive/<slug>")
+def archive_page(slug: str) -> Response:
+    with web_state().store.session(commit=False) as session:
+        html = archive.web_version(session, slug)
+    if html is None:
+        abort(404)
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = ARCHIVE_CSP
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

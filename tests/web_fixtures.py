@@ -1,0 +1,144 @@
+"""Fixtures and helpers for the web endpoint's tests (Flask tutorial style: ``app`` and ``client``)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from newsletter import subscribers as service
+from newsletter.config import Settings
+from newsletter.db import Store
+from newsletter.links import Links, Purpose
+from newsletter.models import Consent, Erasure, Event, Source, Status, Subscriber
+from newsletter.subscribers import ConsentInfo
+from newsletter.transports import OutgoingMessage
+from newsletter.transports.memory import MemoryTransport
+from newsletter.web import RateLimits, close_app, create_app
+
+SECRET = "web-test-secret-0123456789abcdef"
+BASE = "https://news.harvest.example"
+NO_LIMITS = RateLimits(per_ip="", per_address="")
+
+
+def web_settings(project: Path, database_url: str = "sqlite://", **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "project_dir": project,
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "organisation": "Harvest Test Clinic",
+        "postal_address": "1 Example Way, Springfield, ZZ 00000",
+        "from_address": "news@harvest.example",
+        "reply_to": "hello@harvest.example",
+        "public_base_url": BASE,
+        "transport": "memory:",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def make_app(store: Store, project: Path, *, rate_limits: RateLimits = NO_LIMITS, **overrides: Any) -> Flask:
+    settings = web_settings(project, store.engine.url.render_as_string(hide_password=False), **overrides)
+    return create_app(settings, store=store, transport=lambda: MemoryTransport(), rate_limits=rate_limits)
+
+
+@pytest.fixture
+def app(store: Store, tmp_path: Path) -> Iterator[Flask]:
+    MemoryTransport.reset()
+    flask_app = make_app(store, tmp_path)
+    yield flask_app
+    close_app(flask_app)
+    MemoryTransport.reset()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def links() -> Links:
+    return Links(SECRET, BASE)
+
+
+def sent(app: Flask) -> list[OutgoingMessage]:
+    """Every message the app has sent, once its mail thread has handled all it was given."""
+    app.extensions["newsletter"].mailer.join()
+    return MemoryTransport.outbox()
+
+
+def parse(message: OutgoingMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def text_of(message: OutgoingMessage) -> str:
+    part = parse(message).get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def link_in(message: OutgoingMessage, purpose: Purpose) -> str:
+    """The path of the ``purpose`` link in a message's text part, for the test client."""
+    match = re.search(rf"{re.escape(BASE)}(/{purpose}/[A-Za-z0-9_.-]+)", text_of(message))
+    assert match, f"no {purpose} link in:\n{text_of(message)}"
+    return match[1]
+
+
+def token_path(purpose: Purpose, subscriber: Subscriber) -> str:
+    return f"/{purpose}/{links().token(purpose, subscriber.id, subscriber.email_key)}"
+
+
+def add_subscriber(
+    store: Store, address: str, status: Status = Status.CONFIRMED, *, tags: tuple[str, ...] = ()
+) -> Subscriber:
+    with store.session() as session:
+        subscriber = service.add(
+            session,
+            address,
+            consent=ConsentInfo(Source.MANUAL, "v1"),
+            tags=tags,
+            confirmed=status is not Status.PENDING,
+            secret_key=SECRET,
+        ).subscriber
+        if status.suppressed:
+            service.unsubscribe(session, subscriber, actor="test", status=status)
+        session.refresh(subscriber)
+        _ = subscriber.tags  # loaded while the session is open
+    return subscriber
+
+
+def erase(store: Store, address: str) -> None:
+    with store.session() as session:
+        service.forget(session, address, secret_key=SECRET)
+
+
+def find(store: Store, address: str) -> Subscriber | None:
+    with store.session(commit=False) as session:
+        subscriber = service.find(session, address)
+        if subscriber is not None:
+            _ = subscriber.tags, subscriber.consents, subscriber.events
+            session.expunge(subscriber)  # keeps what was loaded: the rollback at the end would expire it
+        return subscriber
+
+
+def snapshot(store: Store) -> tuple[Any, ...]:
+    """Everything a request could change, to show that it changed nothing."""
+    with store.session(commit=False) as session:
+        subs = [
+            (s.id, s.email_key, s.name, s.status, s.paused, tuple(s.tag_names), s.confirmed_at, s.unsubscribed_at, s.updated_at)
+            for s in session.scalars(select(Subscriber).order_by(Subscriber.id))
+        ]
+        consents = [(c.id, c.confirmed_at, c.confirm_event_id) for c in session.scalars(select(Consent).order_by(Consent.id))]
+        events = session.scalar(select(func.count()).select_from(Event))
+        erasures = session.scalar(select(func.count()).select_from(Erasure))
+    return subs, consents, events, erasures
