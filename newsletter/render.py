@@ -148,8 +148,12 @@ def layout_names(template: str) -> tuple[str, str]:
     return f"{stem}.mjml.j2", f"{stem}.txt.j2"
 
 
-def render_campaign(campaign: Campaign, settings: Settings) -> RenderedCampaign:
-    """Render ``campaign`` once: Jinja over MJML, ``mjml2html``, and the text alternative."""
+def render_campaign(campaign: Campaign, settings: Settings, *, web: bool = False) -> RenderedCampaign:
+    """Render ``campaign`` once: Jinja over MJML, ``mjml2html``, and the text alternative.
+
+    ``web=True`` renders the archive's web version: the layout leaves out the greeting and the
+    personal links (``web_version`` in the templates), so it holds nothing about any recipient.
+    """
     for setting in ("organisation", "postal_address", "public_base_url"):
         if not str(getattr(settings, setting)).strip():
             raise RenderError(
@@ -171,6 +175,7 @@ def render_campaign(campaign: Campaign, settings: Settings) -> RenderedCampaign:
         "subject": campaign.subject,
         "preheader": campaign.preheader or _first_words(blocks),
         "blocks": blocks,
+        "web_version": web,
         **{field: _Placeholder(token) for field, token in placeholders.items()},
     }
     env = make_environment(settings.templates_path)
@@ -181,7 +186,7 @@ def render_campaign(campaign: Campaign, settings: Settings) -> RenderedCampaign:
 
     html_segments = _segment(html_out, placeholders, nonce, "HTML")
     text_segments = _segment(text, placeholders, nonce, "text")
-    for field in REQUIRED_FIELDS:
+    for field in () if web else REQUIRED_FIELDS:
         for doc, segments in (("HTML", html_segments), ("text", text_segments)):
             if field not in segments.fields:
                 raise RenderError(f"the {doc} layout does not show {{{{ {field} }}}}; every email must")

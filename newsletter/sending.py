@@ -29,7 +29,7 @@ from .links import Links
 from .mime import MessageFactory
 from .models import CampaignRecord, Subscriber
 from .outbox import Claim, Counts
-from .render import RenderedCampaign
+from .render import RenderedCampaign, render_campaign
 from .transports import OutgoingMessage, Transport, TransportContext, open_transport
 
 EXIT_PENDING = 75  # EX_TEMPFAIL: some messages are still pending; run the same command again later
@@ -65,7 +65,9 @@ class Prepared:
 
     @property
     def web_html(self) -> str:
-        return self.rendered.preview()[0]
+        """The archive's web version: no greeting, no personal links, nothing about anyone."""
+        html, _ = render_campaign(self.campaign, self.settings, web=True).preview()
+        return html
 
     def _links(self) -> Links:
         if self.links is None:

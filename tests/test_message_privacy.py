@@ -104,3 +104,15 @@ def test_no_tracking_pixel_no_click_redirects_one_recipient(project: Path) -> No
     ours = [link for link in refs.links if link.startswith("https://news.harvest.example/")]
     assert {link.split("/")[3] for link in ours} <= {"unsubscribe", "preferences", "archive"}
     assert "fonts.googleapis" not in html
+
+
+def test_the_archive_web_version_holds_nothing_personal(project: Path) -> None:
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    prepared = prepare("faq", make_settings(project))
+    web = prepared.web_html
+    assert "83 studies" in web
+    for personal in ("Hello", "View this email in your browser", "/unsubscribe", "/preferences", "NLPH"):
+        assert personal not in web, personal
+    assert "https://news.harvest.example/subscribe" in web
+    email_html = prepared.rendered.html
+    assert "View this email in your browser" in email_html  # the email itself keeps them
