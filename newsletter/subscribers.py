@@ -99,7 +99,7 @@ def _confirm(session: Session, subscriber: Subscriber, actor: str, via: str) -> 
     return event
 
 
-def _record_consent(session: Session, subscriber: Subscriber, consent: ConsentInfo) -> None:
+def record_consent(session: Session, subscriber: Subscriber, consent: ConsentInfo) -> None:
     session.add(
         Consent(
             subscriber_id=subscriber.id,
@@ -161,7 +161,7 @@ def add(
                 subscriber.name = name
             _set_tags(session, subscriber, tag_list)
             log_event(session, subscriber, EventKind.RESUBSCRIBED, actor, previous_status=previous)
-            _record_consent(session, subscriber, consent)
+            record_consent(session, subscriber, consent)
             if confirmed:
                 _confirm(session, subscriber, actor, via=consent.method.value)
             return AddResult(subscriber, "resubscribed")
@@ -182,7 +182,7 @@ def add(
         session.flush()
         kind = EventKind.RESUBSCRIBED if erased else EventKind.SUBSCRIBED
         log_event(session, subscriber, kind, actor, method=consent.method.value)
-        _record_consent(session, subscriber, consent)
+        record_consent(session, subscriber, consent)
         if confirmed:
             _confirm(session, subscriber, actor, via=consent.method.value)
         return AddResult(subscriber, "resubscribed" if erased else "added")

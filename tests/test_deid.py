@@ -129,7 +129,7 @@ def test_offsets_point_at_the_text_and_findings_do_not_overlap() -> None:
             assert v.text[f.start:f.end] == f.text
             assert f.kind in KINDS and f.reason
             assert f.check_id == f"deid.{f.kind}"
-        for a, b in zip(findings, findings[1:]):
+        for a, b in zip(findings, findings[1:], strict=False):
             assert a.end <= b.start
 
 
@@ -192,7 +192,7 @@ def test_any_text_gives_consistent_findings(text: str) -> None:
     findings = find_identifiers(text)
     for f in findings:
         assert text[f.start:f.end] == f.text and f.kind in KINDS
-    for a, b in zip(findings, findings[1:]):
+    for a, b in zip(findings, findings[1:], strict=False):
         assert a.end <= b.start
 
 

@@ -107,7 +107,7 @@ def test_two_send_due_processes_at_once_send_each_message_once(project: Path, da
                 "send-due", "--yes", "--json", "--now", "2026-11-24T12:00:00+00:00"]
         processes = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         outputs = [p.communicate(timeout=120) for p in processes]
-    for process, (out, err) in zip(processes, outputs, strict=True):
+    for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     reports = [json.loads(out) for out, _ in outputs]
     assert sorted(r["locked_by_another_run"] for r in reports) == [False, True]

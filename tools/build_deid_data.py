@@ -73,8 +73,7 @@ COMMON_WORD_NAMES = {
     "Sage", "Merry", "Velvet", "Valentine", "Conception", "Omega", "Aide", "Fe", "Ka", "Ja", "Tu", "Yen",
     "Lore", "Nu", "Meta", "Genesis", "Brook", "Cherish", "Tequila", "Sparkle", "Latina", "Viva",
     "Chastity", "Angelic", "Stormy", "Windy", "Blossom", "Emerald", "Garnet", "Opal", "Fawn", "Ivory",
-    "Jewel", "Misty", "Velvet", "Porsche", "Mercedes", "Madonna", "Buster", "Dusty", "Rusty", "Sparkle",
-    # virtue and season words that open sentences in clinic prose
+    "Jewel", "Misty", "Porsche", "Mercedes", "Madonna", "Buster", "Dusty", "Rusty", # virtue and season words that open sentences in clinic prose
     "Faith", "Hope", "Grace", "Joy", "Mercy", "Patience", "Charity", "Destiny", "Harmony", "Trinity",
     "Dawn", "Autumn", "Summer", "Serenity", "Liberty", "Melody", "Chance", "Honor", "Unity",
     # countries, regions and cities, which the place rules handle

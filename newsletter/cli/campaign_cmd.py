@@ -10,7 +10,7 @@ import click
 
 from .. import sending
 from ..content import CampaignError, load_campaign, scaffold_campaign
-from ..errors import InputError, NewsletterError
+from ..errors import InputError
 from ..lint import Issue, LintReport, lint_file
 from ..mime import MessageFactory
 from ..outbox import Counts

@@ -30,7 +30,7 @@ from collections.abc import Collection
 from sqlalchemy.orm import Session
 
 from .. import subscribers
-from ..models import Consent, EventKind, Source, Status, Subscriber, SubscriberTag, utcnow
+from ..models import EventKind, Source, Status, Subscriber, SubscriberTag, utcnow
 from ..subscribers import ConsentInfo
 from .forms import SignupForm
 
@@ -89,7 +89,7 @@ def request_signup(
     if status is Status.UNSUBSCRIBED:
         _reopen(session, subscriber)
     _update_pending(session, subscriber, form, topic_choices)
-    _record_consent(session, subscriber, consent)
+    subscribers.record_consent(session, subscriber, consent)
     return _confirm_reply(subscriber)
 
 
@@ -130,20 +130,6 @@ def _update_pending(session: Session, subscriber: Subscriber, form: SignupForm, 
     if changes:
         subscriber.updated_at = utcnow()
         subscribers.log_event(session, subscriber, EventKind.UPDATED, ACTOR, **changes)
-
-
-def _record_consent(session: Session, subscriber: Subscriber, consent: ConsentInfo) -> None:
-    session.add(
-        Consent(
-            subscriber_id=subscriber.id,
-            method=consent.method.value,
-            wording_version=consent.wording_version,
-            origin=consent.origin,
-            ip_hash=consent.ip_hash,
-            given_at=utcnow(),
-        )
-    )
-    session.flush()
 
 
 def confirm(session: Session, subscriber: Subscriber) -> bool:

@@ -1,7 +1,7 @@
 """initial schema: subscribers, tags, events, consents, erasures
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa
