@@ -157,3 +157,13 @@ def test_every_recipient_must_build_before_anything_is_sent(newsletter: Newslett
     result = send(newsletter, "faq")
     assert result.exit_code == 1 and "nothing was sent" in result.output
     assert MemoryTransport.outbox() == []
+
+
+def test_progress_lines_for_logs_without_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsletter.cli.campaign_cmd import _LogProgress
+
+    monkeypatch.setattr(_LogProgress, "INTERVAL", 0.0)
+    progress = _LogProgress("faq", 3)
+    for outcome in ("sent", "retry", "failed", "sent"):
+        progress(outcome)
+    assert capsys.readouterr().err.splitlines() == ["faq: 1/3 done", "faq: 2/3 done", "faq: 3/3 done"]

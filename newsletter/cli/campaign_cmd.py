@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -277,23 +279,56 @@ def send(
     sys.exit(result.exit_code)
 
 
-def _send_with_progress(store: Any, prepared: sending.Prepared, factory: Any, worker: bool, connections: Any, rate: Any, limit: Any, *, quiet: bool) -> sending.SendResult:
-    if quiet or not sys.stderr.isatty():
-        return sending.send(store, prepared, transport=factory, worker=worker, connections=connections, rate=rate, limit=limit)
+def _send_with_progress(
+    store: Any, prepared: sending.Prepared, factory: Any, worker: bool, connections: Any, rate: Any, limit: Any, *, quiet: bool
+) -> sending.SendResult:
+    """Send with a rich progress bar on a terminal, a line every few seconds in CI logs, nothing with --json."""
+
+    def run(progress: Any = None) -> sending.SendResult:
+        return sending.send(
+            store, prepared, transport=factory, worker=worker, connections=connections, rate=rate, limit=limit, progress=progress
+        )
+
+    if quiet:
+        return run()
+    slug = prepared.campaign.slug
+    existing = sending.status(store, slug)
+    total = limit or (existing.pending if existing else sending.audience_size(store, prepared))
+    if not sys.stderr.isatty():
+        return run(_LogProgress(slug, total))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    existing = sending.status(store, prepared.campaign.slug)
-    total = existing.pending if existing else sending.audience_size(store, prepared)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console(stderr=True)) as bar:
-        task = bar.add_task(prepared.campaign.slug, total=limit or total or None)
+        task = bar.add_task(slug, total=total or None)
 
         def advance(outcome: str) -> None:
             if outcome != "retry":
                 bar.advance(task)
 
-        return sending.send(store, prepared, transport=factory, worker=worker, connections=connections, rate=rate,
-                            limit=limit, progress=advance)
+        return run(advance)
+
+
+class _LogProgress:
+    """Progress for logs without a terminal (CI, cron): one line at most every ten seconds."""
+
+    INTERVAL = 10.0
+
+    def __init__(self, slug: str, total: int) -> None:
+        self.slug, self.total, self.done = slug, total, 0
+        self.lock = threading.Lock()
+        self.last = time.monotonic()
+
+    def __call__(self, outcome: str) -> None:
+        if outcome == "retry":
+            return
+        with self.lock:
+            self.done += 1
+            now = time.monotonic()
+            if now - self.last < self.INTERVAL:
+                return
+            self.last = now
+        click.echo(f"{self.slug}: {self.done}/{self.total} done", err=True)
 
 
 @campaign.command()
