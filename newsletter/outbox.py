@@ -23,7 +23,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from .models import (
@@ -34,6 +51,7 @@ from .models import (
     Status,
     Subscriber,
     SubscriberTag,
+    UTCDateTime,
     utcnow,
 )
 
@@ -203,98 +221,116 @@ def skip_departed(session: Session, campaign: CampaignRecord) -> int:
     return result.rowcount or 0
 
 
-def claim(session: Session, campaign: CampaignRecord, run_id: str, limit: int) -> list[Claim]:
-    """Claim up to ``limit`` sendable rows for this run, oldest first."""
-    now = utcnow()
-    candidates = (
-        select(OutboxRow.id)
-        .join(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
-        .where(
-            OutboxRow.campaign_id == campaign.id,
-            OutboxRow.state == OutboxState.PENDING.value,
-            or_(OutboxRow.retry_after.is_(None), OutboxRow.retry_after <= now),
-            or_(OutboxRow.deferred_by.is_(None), OutboxRow.deferred_by != run_id),
-            # Checked at claim time: an unsubscribe committed before this point is honoured.
-            Subscriber.status == Status.CONFIRMED.value,
-            Subscriber.paused.is_(False),
+# The statements of the hot path (claim, mark, record) are built once with bind parameters: building
+# a SQLAlchemy statement per message costs more than SQLite takes to run it.
+_T = OutboxRow.__table__
+_S = Subscriber.__table__
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_RUN = bindparam("p_run", type_=String())
+_ROW = and_(_T.c.id == bindparam("p_id", type_=Integer()), _T.c.claimed_by == _RUN)
+_CLAIM = (
+    update(_T)
+    .where(
+        _T.c.id.in_(
+            select(_T.c.id)
+            .join(_S, _S.c.id == _T.c.subscriber_id)
+            .where(
+                _T.c.campaign_id == bindparam("p_campaign", type_=Integer()),
+                _T.c.state == OutboxState.PENDING.value,
+                or_(_T.c.retry_after.is_(None), _T.c.retry_after <= _NOW),
+                or_(_T.c.deferred_by.is_(None), _T.c.deferred_by != _RUN),
+                # Checked at claim time: an unsubscribe committed before this point is honoured.
+                _S.c.status == Status.CONFIRMED.value,
+                _S.c.paused.is_(False),
+            )
+            .order_by(_T.c.id)
+            .limit(bindparam("p_limit", type_=Integer()))
+            .with_for_update(of=_T, skip_locked=True)
+            .scalar_subquery()
         )
-        .order_by(OutboxRow.id)
-        .limit(limit)
-        .with_for_update(of=OutboxRow, skip_locked=True)
     )
-    claimed_ids = session.scalars(
-        update(OutboxRow)
-        .where(OutboxRow.id.in_(candidates.scalar_subquery()))
-        .values(state=OutboxState.SENDING.value, claimed_by=run_id, claimed_at=now)
-        .returning(OutboxRow.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    .values(state=OutboxState.SENDING.value, claimed_by=_RUN, claimed_at=_NOW)
+    .returning(_T.c.id)
+)
+_CLAIMED = (
+    select(_T.c.id, _S.c.id, _S.c.email, _S.c.email_key, _S.c.name, _T.c.possibly_duplicated)
+    .join(_S, _S.c.id == _T.c.subscriber_id)
+    .where(_T.c.id.in_(bindparam("p_ids", expanding=True)))
+    .order_by(_T.c.id)
+)
+_BEGIN = update(_T).where(_ROW).values(in_flight=True, attempts=_T.c.attempts + 1)
+_SENT = (
+    update(_T)
+    .where(_ROW)
+    .values(
+        state=OutboxState.SENT.value,
+        sent_at=_NOW,
+        message_id=bindparam("p_message_id", type_=String()),
+        last_code=bindparam("p_code", type_=Integer()),
+        last_error=None,
+        claimed_by=None,
+        in_flight=False,
+    )
+)
+_FAILED = (
+    update(_T)
+    .where(_ROW)
+    .values(
+        state=OutboxState.FAILED.value,
+        last_code=bindparam("p_code", type_=Integer()),
+        last_error=bindparam("p_error", type_=Text()),
+        claimed_by=None,
+        in_flight=False,
+    )
+)
+_RETRY = (
+    update(_T)
+    .where(_ROW)
+    .values(
+        state=OutboxState.PENDING.value,
+        last_code=bindparam("p_code", type_=Integer()),
+        last_error=bindparam("p_error", type_=Text()),
+        claimed_by=None,
+        in_flight=False,
+        retry_after=bindparam("p_retry_after", type_=UTCDateTime()),
+        deferred_by=bindparam("p_deferred_by", type_=String()),
+        possibly_duplicated=or_(_T.c.possibly_duplicated, bindparam("p_duplicated", type_=Boolean())),
+    )
+)
+
+Executor = Session | Connection
+
+
+def claim(db: Executor, campaign: CampaignRecord, run_id: str, limit: int) -> list[Claim]:
+    """Claim up to ``limit`` sendable rows for this run, oldest first."""
+    params = {"p_campaign": campaign.id, "p_run": run_id, "p_now": utcnow(), "p_limit": limit}
+    claimed_ids = db.execute(_CLAIM, params).scalars().all()
     if not claimed_ids:
         return []
-    rows = session.execute(
-        select(
-            OutboxRow.id,
-            Subscriber.id,
-            Subscriber.email,
-            Subscriber.email_key,
-            Subscriber.name,
-            OutboxRow.possibly_duplicated,
-        )
-        .join(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
-        .where(OutboxRow.id.in_(claimed_ids))
-        .order_by(OutboxRow.id)
-    ).all()
-    return [Claim(*row) for row in rows]
+    return [Claim(*row) for row in db.execute(_CLAIMED, {"p_ids": list(claimed_ids)})]
 
 
-def _mine(outbox_id: int, run_id: str) -> Any:
-    return and_(OutboxRow.id == outbox_id, OutboxRow.claimed_by == run_id)
-
-
-def begin_attempt(session: Session, outbox_id: int, run_id: str) -> None:
+def begin_attempt(db: Executor, outbox_id: int, run_id: str) -> None:
     """Mark a claimed row as about to be handed to the transport (commit before sending it).
 
     Callers fold this into the transaction that records the previous message's outcome, so marking
     costs no commit of its own.
     """
-    session.execute(
-        update(OutboxRow)
-        .where(_mine(outbox_id, run_id))
-        .values(in_flight=True, attempts=OutboxRow.attempts + 1)
-        .execution_options(synchronize_session=False)
+    db.execute(_BEGIN, {"p_id": outbox_id, "p_run": run_id})
+
+
+def record_sent(db: Executor, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
+    db.execute(
+        _SENT, {"p_id": outbox_id, "p_run": run_id, "p_now": utcnow(), "p_message_id": message_id, "p_code": code}
     )
 
 
-def record_sent(session: Session, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
-    session.execute(
-        update(OutboxRow)
-        .where(_mine(outbox_id, run_id))
-        .values(
-            state=OutboxState.SENT.value,
-            sent_at=utcnow(),
-            message_id=message_id,
-            last_code=code,
-            last_error=None,
-            claimed_by=None,
-            in_flight=False,
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-def record_failed(session: Session, outbox_id: int, run_id: str, code: int | None, error: str) -> None:
-    session.execute(
-        update(OutboxRow)
-        .where(_mine(outbox_id, run_id))
-        .values(
-            state=OutboxState.FAILED.value, last_code=code, last_error=error[:2000], claimed_by=None, in_flight=False
-        )
-        .execution_options(synchronize_session=False)
-    )
+def record_failed(db: Executor, outbox_id: int, run_id: str, code: int | None, error: str) -> None:
+    db.execute(_FAILED, {"p_id": outbox_id, "p_run": run_id, "p_code": code, "p_error": error[:2000]})
 
 
 def record_retry(
-    session: Session,
+    db: Executor,
     outbox_id: int,
     run_id: str,
     *,
@@ -304,23 +340,21 @@ def record_retry(
     possibly_duplicated: bool,
 ) -> None:
     """Back to pending: after ``retry_after`` in this run, or (``None``) only in a later run."""
-    values: dict[str, Any] = {
-        "state": OutboxState.PENDING.value,
-        "last_code": code,
-        "last_error": error[:2000],
-        "claimed_by": None,
-        "in_flight": False,
-        "retry_after": retry_after,
-        "deferred_by": run_id if retry_after is None else None,
-    }
-    if possibly_duplicated:
-        values["possibly_duplicated"] = True
-    session.execute(
-        update(OutboxRow).where(_mine(outbox_id, run_id)).values(**values).execution_options(synchronize_session=False)
+    db.execute(
+        _RETRY,
+        {
+            "p_id": outbox_id,
+            "p_run": run_id,
+            "p_code": code,
+            "p_error": error[:2000],
+            "p_retry_after": retry_after,
+            "p_deferred_by": run_id if retry_after is None else None,
+            "p_duplicated": possibly_duplicated,
+        },
     )
 
 
-def release(session: Session, outbox_ids: list[int], run_id: str) -> None:
+def release(session: Executor, outbox_ids: list[int], run_id: str) -> None:
     """Give back claimed rows that were never handed to the transport (the run is stopping)."""
     if not outbox_ids:
         return
@@ -338,7 +372,7 @@ def release(session: Session, outbox_ids: list[int], run_id: str) -> None:
     )
 
 
-def next_retry_at(session: Session, campaign: CampaignRecord, run_id: str) -> datetime | None:
+def next_retry_at(session: Executor, campaign: CampaignRecord, run_id: str) -> datetime | None:
     """When the earliest row this run may still retry becomes due (None: nothing left for this run)."""
     due_now, earliest = session.execute(
         select(func.count().filter(OutboxRow.retry_after.is_(None)), func.min(OutboxRow.retry_after))
