@@ -160,7 +160,7 @@ def test_every_recipient_must_build_before_anything_is_sent(newsletter: Newslett
 
 
 def test_progress_lines_for_logs_without_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from newsletter.cli.campaign_cmd import _LogProgress
+    from newsletter.cli.send_cmd import _LogProgress
 
     monkeypatch.setattr(_LogProgress, "INTERVAL", 0.0)
     progress = _LogProgress("faq", 3)

@@ -67,7 +67,7 @@ def cli(ctx: click.Context, project_dir: Path | None, database_url: str | None) 
 
 
 def _register() -> None:
-    from . import campaign_cmd, config_cmd, schedule_cmd, store_cmd, subscribers_cmd
+    from . import campaign_cmd, config_cmd, schedule_cmd, send_cmd, store_cmd, subscribers_cmd  # noqa: F401 - send_cmd adds to campaign
     from . import web_cmd
 
     cli.add_command(store_cmd.init)
