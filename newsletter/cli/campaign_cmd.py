@@ -37,7 +37,7 @@ def _print_issues(report: LintReport, limit: int = 50) -> None:
     show("warning", report.warnings)
 
 
-def _prepare(app: App, ref: str, *, for_send: bool) -> sending.Prepared:
+def prepare_or_explain(app: App, ref: str, *, for_send: bool) -> sending.Prepared:
     try:
         return sending.prepare(ref, app.settings, for_send=for_send)
     except sending.LintFailed as exc:
@@ -104,7 +104,7 @@ def build(app: App, campaign: str, folder: Path, as_json: bool) -> None:
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
-    prepared = _prepare(app, campaign, for_send=False)
+    prepared = prepare_or_explain(app, campaign, for_send=False)
     rendered = prepared.rendered
     html, text = rendered.personalise({"name": "Sample Reader", **rendered.sample_urls})
     folder = app.settings.resolve_path(folder) if not folder.is_absolute() else folder
@@ -199,7 +199,7 @@ def signoff(app: App, campaign: str, reviewer: str, numbers: tuple[int, ...], wh
         click.echo(f"Signed off vignette(s) {', '.join(map(str, chosen))} of {loaded.slug} for {reviewer}.")
 
 
-def _counts_dict(slug: str, counts: Counts | None) -> dict[str, Any]:
+def counts_dict(slug: str, counts: Counts | None) -> dict[str, Any]:
     if counts is None:
         zero = Counts(0, 0, 0, 0, 0, 0)
         return {"campaign": slug, "state": "not started", **dataclasses.asdict(zero)}
@@ -224,7 +224,7 @@ def list_(app: App, as_json: bool) -> None:
             rows.append({"campaign": path.stem, "path": str(path), "subject": None, "send_at": None, "state": "invalid", "error": exc.reason})
             continue
         counts = sending.status(app.store, loaded.slug)
-        row = _counts_dict(loaded.slug, counts)
+        row = counts_dict(loaded.slug, counts)
         rows.append({"path": str(path), "subject": loaded.subject,
                      "send_at": loaded.send_at.isoformat() if loaded.send_at else None, **row})
     if as_json:

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..mime import MessageFactory
 from ..transports import OutgoingMessage
 from .app import App
-from .campaign_cmd import CAMPAIGN, _counts_dict, _prepare, campaign
+from .campaign_cmd import CAMPAIGN, campaign, counts_dict, prepare_or_explain
 from .output import console, interactive, json_option, print_json, print_table
 
 
@@ -54,7 +54,7 @@ def send(
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
     settings = app.settings
-    prepared = _prepare(app, campaign, for_send=True)
+    prepared = prepare_or_explain(app, campaign, for_send=True)
     factory = sending.transport_factory(settings, transport_url)
     store = app.store
     slug = prepared.campaign.slug
@@ -158,7 +158,7 @@ def status(app: App, campaign: str, as_json: bool) -> None:
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
     slug = load_campaign(campaign, app.settings).slug
-    data = _counts_dict(slug, sending.status(app.store, slug))
+    data = counts_dict(slug, sending.status(app.store, slug))
     if as_json:
         print_json(data)
     else:
@@ -182,7 +182,7 @@ def test(app: App, campaign: str, to: str, transport_url: str | None, as_json: b
     from ..addresses import normalise_address
 
     settings = app.settings
-    prepared = _prepare(app, campaign, for_send=False)
+    prepared = prepare_or_explain(app, campaign, for_send=False)
     address = sending.envelope_address(normalise_address(to).email)
     rendered = dataclasses.replace(prepared.rendered, subject=f"[Test] {prepared.rendered.subject}")
     factory = MessageFactory(rendered, settings)
