@@ -18,7 +18,10 @@ NO_JSON = {"serve", "campaign preview", "web snippet", "subscribers export"}
 
 
 def commands(group: click.Group = cli, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         path = f"{prefix}{name}"
         if isinstance(command, click.Group):
             yield from commands(command, path + " ")
@@ -37,7 +40,7 @@ def test_the_tree_is_what_the_readme_documents() -> None:
 @pytest.mark.parametrize(("path", "command"), ALL, ids=[p for p, _ in ALL])
 def test_every_command_has_help(path: str, command: click.Command) -> None:
     assert command.help and len(command.help.split()) >= 4, path
-    assert command.get_short_help_str(limit=80) and "..." not in command.get_short_help_str(limit=80)
+    assert "..." not in command.get_short_help_str(limit=45), "the first line of the help is too long for the list"
     result = CliRunner().invoke(cli, [*path.split(), "--help"])
     assert result.exit_code == 0 and "Usage: " in result.output
     for option in command.params:

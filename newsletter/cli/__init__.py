@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -42,7 +43,34 @@ class NewsletterGroup(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
-@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(NewsletterGroup):
+    """Imports a command's module only when that command runs, so ``subscribers stats`` does not pay
+    for loading the rendering stack, and ``--help`` still lists everything."""
+
+    commands_by_module = {
+        "init": "store_cmd:init",
+        "config": "config_cmd:config",
+        "subscribers": "subscribers_cmd:subscribers",
+        "campaign": "campaign_cmd:campaign",
+        "send-due": "schedule_cmd:send_due",
+        "serve": "web_cmd:serve",
+        "web": "web_cmd:web",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands_by_module)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.commands_by_module.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 @click.option(
     "--project",
@@ -64,22 +92,6 @@ def cli(ctx: click.Context, project_dir: Path | None, database_url: str | None) 
     if database_url is not None:
         ctx.obj.overrides["database_url"] = database_url
     ctx.call_on_close(ctx.obj.close)
-
-
-def _register() -> None:
-    from . import campaign_cmd, config_cmd, schedule_cmd, send_cmd, store_cmd, subscribers_cmd  # noqa: F401 - send_cmd adds to campaign
-    from . import web_cmd
-
-    cli.add_command(store_cmd.init)
-    cli.add_command(config_cmd.config)
-    cli.add_command(subscribers_cmd.subscribers)
-    cli.add_command(campaign_cmd.campaign)
-    cli.add_command(schedule_cmd.send_due)
-    cli.add_command(web_cmd.serve)
-    cli.add_command(web_cmd.web)
-
-
-_register()
 
 
 def main() -> None:

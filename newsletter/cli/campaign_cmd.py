@@ -22,7 +22,10 @@ CAMPAIGN_HELP = "CAMPAIGN is a path to a campaign file or a slug under campaigns
 
 @click.group()
 def campaign() -> None:
-    """Write, check, preview and send campaigns (Markdown files in campaigns/)."""
+    """Write, check, preview and send campaigns.
+
+    A campaign is a Markdown file in campaigns/ (see the README's guide for staff).
+    """
 
 
 def _print_issues(report: LintReport, limit: int = 50) -> None:
@@ -232,3 +235,7 @@ def list_(app: App, as_json: bool) -> None:
         return
     print_table(f"{len(rows)} campaign(s) in {settings.campaigns_path}", ["campaign", "subject", "send at", "state", "sent", "pending"],
                 [(r["campaign"], r["subject"] or r.get("error"), r["send_at"] or "", r["state"], r.get("sent", ""), r.get("pending", "")) for r in rows])
+
+
+# The send, status and test commands live in their own module and join this group when it loads.
+from . import send_cmd  # noqa: E402,F401

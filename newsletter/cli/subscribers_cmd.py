@@ -149,7 +149,7 @@ def _filters(func: Any) -> Any:
 @json_option
 @click.pass_obj
 def list_(app: App, status: str | None, tag: str | None, as_json: bool) -> None:
-    """List subscribers, optionally by status or tag."""
+    """List subscribers, by status or tag."""
     with app.store.session() as session:
         records = [service.summary(s) for s in service.query(session, status=status, tag=tag)]
     if as_json:

@@ -12,9 +12,9 @@ from .app import App
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.pass_obj
 def serve(app: App, host: str, port: int) -> None:
-    """Run the web endpoint (signup, confirm, unsubscribe, preferences, archive).
+    """Run the web endpoint for development.
 
-    It serves Subscribe for Updates and the pages that campaign emails link to. Emails link to
+    Signup, confirm, unsubscribe, preferences and the archive. It serves Subscribe for Updates and the pages that campaign emails link to. Emails link to
     public_base_url and confirmation emails go out through the transport setting, so set
     NEWSLETTER_PUBLIC_BASE_URL and NEWSLETTER_TRANSPORT for a real deployment; NEWSLETTER_SECRET_KEY
     and from_address are required. This is Werkzeug's development server; in production run a
@@ -42,13 +42,18 @@ def serve(app: App, host: str, port: int) -> None:
 
 @click.group()
 def web() -> None:
-    """The web endpoint's helpers (run the endpoint itself with `newsletter serve`)."""
+    """Helpers for the web endpoint.
+
+    Run the endpoint itself with `newsletter serve`.
+    """
 
 
 @web.command()
 @click.pass_obj
 def snippet(app: App) -> None:
-    """Print the signup form as HTML to paste into the clinic's website.
+    """Print the signup form as HTML.
+
+    Paste it into the clinic's website.
 
     The form posts to public_base_url/subscribe, so set public_base_url first. It carries the
     consent wording and topics in force now: print it again whenever either changes.
