@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from . import outbox
@@ -43,7 +44,7 @@ from .transports import (
 )
 
 ADDRESS_FAILURES = frozenset({550, 551, 553})
-CLAIM_BATCH = 10
+CLAIM_BATCH = 25
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,10 @@ class Delivery:
                 with self.state.lock:
                     self.state.warnings.append(str(exc))
                 return
-            with transport:
-                self._work(transport)
+            # One database connection per thread, held for the run: each outcome is one short
+            # transaction on it, which costs far less than a new ORM session per message.
+            with transport, self.store.engine.connect() as db:
+                self._work(transport, db)
         except BaseException as exc:  # a thread must not die silently: stop the run and report it
             self._fail_run(exc)
 
@@ -198,70 +201,80 @@ class Delivery:
                 self.state.fatal = exc
         self.state.stop.set()
 
-    def _work(self, transport: Transport) -> None:
+    def _work(self, transport: Transport, db: Connection) -> None:
         state = self.state
         while not state.stop.is_set():
-            with self.store.session() as session:
-                claims = outbox.claim(session, self.campaign, self.run_id, CLAIM_BATCH)
+            with db.begin():
+                claims = outbox.claim(db, self.campaign, self.run_id, CLAIM_BATCH)
                 if claims:
-                    outbox.begin_attempt(session, claims[0].outbox_id, self.run_id)
+                    outbox.begin_attempt(db, claims[0].outbox_id, self.run_id)
             if not claims:
-                if not self._wait_for_retries():
+                if not self._wait_for_retries(db):
                     return
                 continue
             for index, item in enumerate(claims):
-                if state.stop.is_set() or not state.take_turn():
-                    state.stop.set()
-                    with self.store.session() as session:
-                        outbox.release(session, [c.outbox_id for c in claims[index:]], self.run_id)
+                if not self._next_turn():
+                    with db.begin():
+                        outbox.release(db, [c.outbox_id for c in claims[index:]], self.run_id)
                     return
-                self.rate.wait(state.stop)
                 following = claims[index + 1].outbox_id if index + 1 < len(claims) else None
                 try:
-                    self._deliver(transport, item, following)
+                    self._deliver(transport, db, item, following)
                 except TransportConfigError:
-                    with self.store.session() as session:
-                        outbox.release(session, [c.outbox_id for c in claims[index:]], self.run_id)
+                    with db.begin():
+                        outbox.release(db, [c.outbox_id for c in claims[index:]], self.run_id)
                     raise
 
-    def _wait_for_retries(self) -> bool:
+    def _next_turn(self) -> bool:
+        """Wait for this thread's next slot; False once --limit is spent or the run is stopping.
+
+        A spent limit does not stop the other threads: each finds out at its own next turn, so no
+        thread's wait for its slot is cut short (that would send a message early).
+        """
+        state = self.state
+        if state.stop.is_set() or not state.take_turn():
+            return False
+        self.rate.wait(state.stop)
+        return not state.stop.is_set()
+
+    def _wait_for_retries(self, db: Connection) -> bool:
         """Sleep until a row of ours may be retried; False when nothing is left for this run."""
-        with self.store.session() as session:
-            due = outbox.next_retry_at(session, self.campaign, self.run_id)
+        with db.begin():
+            due = outbox.next_retry_at(db, self.campaign, self.run_id)
         if due is None:
             return False
         self.state.stop.wait(min(max((due - utcnow()).total_seconds(), 0.05), 1.0))
         return True
 
     @contextlib.contextmanager
-    def _outcome(self, following: int | None) -> Iterator[Session]:
+    def _outcome(self, db: Connection, following: int | None) -> Iterator[Connection]:
         """One transaction that records a message's outcome and marks the next one as in flight."""
-        with self.store.session() as session:
-            yield session
+        with db.begin():
+            yield db
             if following is not None:
-                outbox.begin_attempt(session, following, self.run_id)
+                outbox.begin_attempt(db, following, self.run_id)
 
-    def _deliver(self, transport: Transport, item: Claim, following: int | None) -> None:
+    def _deliver(self, transport: Transport, db: Connection, item: Claim, following: int | None) -> None:
         try:
             message = self.build(item)
             result = transport.send(message)
         except ConnectionLost as exc:
-            self._temporary(item, following, exc.code, str(exc), possibly_duplicated=True)
+            self._temporary(db, item, following, exc.code, str(exc), possibly_duplicated=True)
         except TemporaryFailure as exc:
-            self._temporary(item, following, exc.code, str(exc), possibly_duplicated=False)
+            self._temporary(db, item, following, exc.code, str(exc), possibly_duplicated=False)
         except PermanentFailure as exc:
-            self._permanent(item, following, exc.code, str(exc))
+            self._permanent(db, item, following, exc.code, str(exc))
         except TransportConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the campaign
-            self._permanent(item, following, None, f"{type(exc).__name__}: {exc}")
+            self._permanent(db, item, following, None, f"{type(exc).__name__}: {exc}")
         else:
-            with self._outcome(following) as session:
-                outbox.record_sent(session, item.outbox_id, self.run_id, message.message_id, result.code)
+            with self._outcome(db, following):
+                outbox.record_sent(db, item.outbox_id, self.run_id, message.message_id, result.code)
             self.progress("sent")
 
     def _temporary(
-        self, item: Claim, following: int | None, code: int | None, error: str, *, possibly_duplicated: bool
+        self, db: Connection, item: Claim, following: int | None, code: int | None, error: str, *, possibly_duplicated: bool
     ) -> None:
         state = self.state
         with state.lock:
@@ -270,9 +283,9 @@ class Delivery:
         delay = self.policy.delay(tries)
         give_up = tries >= self.policy.max_attempts or time.monotonic() - first + delay > self.policy.max_time
         retry_after = None if give_up else utcnow() + timedelta(seconds=delay)
-        with self._outcome(following) as session:
+        with self._outcome(db, following):
             outbox.record_retry(
-                session,
+                db,
                 item.outbox_id,
                 self.run_id,
                 code=code,
@@ -282,11 +295,14 @@ class Delivery:
             )
         self.progress("deferred" if give_up else "retry")
 
-    def _permanent(self, item: Claim, following: int | None, code: int | None, error: str) -> None:
-        with self._outcome(following) as session:
-            outbox.record_failed(session, item.outbox_id, self.run_id, code, error)
+    def _permanent(self, db: Connection, item: Claim, following: int | None, code: int | None, error: str) -> None:
+        with self._outcome(db, following):
+            outbox.record_failed(db, item.outbox_id, self.run_id, code, error)
             if code in ADDRESS_FAILURES:
-                self._bounce(session, item, code, error)
+                # In the same transaction: the failure and the bounce are recorded together or not at all.
+                with Session(bind=db) as session:
+                    self._bounce(session, item, code, error)
+                    session.flush()
         self.progress("failed")
 
     def _bounce(self, session: Session, item: Claim, code: int | None, error: str) -> None:

@@ -26,7 +26,7 @@ from .delivery import Delivery, RetryPolicy
 from .errors import NewsletterError
 from .lint import LintReport, lint_campaign
 from .links import Links
-from .mime import MessageFactory
+from .mime import MessageFactory, clean_header_value, format_address
 from .models import CampaignRecord, Subscriber
 from .outbox import Claim, Counts
 from .render import RenderedCampaign, render_campaign
@@ -73,6 +73,11 @@ class Prepared:
         if self.links is None:
             raise NewsletterError("this campaign was prepared for building, not for sending")
         return self.links
+
+    def check_recipient(self, email: str, name: str) -> None:
+        """Raise if this recipient's message cannot be built. The rest of a message is the same for
+        everyone, or made of our own URLs, so only the address and the name need checking."""
+        format_address(clean_header_value(name or ""), envelope_address(email))
 
     def message_id(self, campaign_id: int, outbox_id: int) -> str:
         # The same row always gets the same Message-ID, so a message resent after a crash can be
@@ -179,9 +184,8 @@ def check_every_recipient(store: Store, prepared: Prepared) -> int:
     with store.session(commit=False) as session:
         for subscriber in _audience(session, list(prepared.campaign.audience)):
             count += 1
-            probe = Claim(0, subscriber.id, subscriber.email, subscriber.email_key, subscriber.name, False)
             try:
-                prepared.message_for(probe, campaign_id=0)
+                prepared.check_recipient(subscriber.email, subscriber.name)
             except NewsletterError as exc:
                 failures.append(f"{subscriber.email}: {exc}")
     if failures:
