@@ -90,7 +90,7 @@ class SMTPTransport(Transport):
             raise TransportConfigError(f"{self.describe()}: cafile and verify only apply to TLS")
         self._ssl_context = self._make_ssl_context() if tls != "none" else None
         self._smtp: smtplib.SMTP | None = None
-        self._eightbit = self._smtputf8 = False
+        self._eightbit = self._smtputf8 = self._pipelining = False
 
     @classmethod
     def from_url(cls, url: urllib.parse.SplitResult, context: TransportContext) -> Self:
@@ -221,6 +221,7 @@ class SMTPTransport(Transport):
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(None, f"cannot connect to {where}: {_reason(exc)}") from exc
         self._eightbit = smtp.has_extn("8bitmime")
+        self._pipelining = smtp.has_extn("pipelining")
         self._smtputf8 = smtp.has_extn("smtputf8")
         if self._smtputf8:
             smtp.command_encoding = "utf-8"  # lets MAIL/RCPT carry internationalised addresses
@@ -251,18 +252,41 @@ class SMTPTransport(Transport):
                 pass  # the kept-open connection had gone stale (idle timeout); nothing was sent
         return self._transaction(self._connect(), message, stale_ok=False)
 
+    def _envelope(self, smtp: smtplib.SMTP, message: OutgoingMessage) -> list[tuple[str, int, bytes]]:
+        """MAIL, RCPT and DATA with their replies; stops at the first refusal.
+
+        With PIPELINING (RFC 2920) the three commands go out in one write and the replies are read
+        in order: one round trip instead of three, which is most of the time a message takes.
+        """
+        commands = [
+            f"MAIL FROM:<{message.sender}>{self._mail_options(message)}",
+            f"RCPT TO:<{message.recipient}>",
+            "DATA",
+        ]
+        if not self._pipelining:
+            replies = []
+            for command, expected in zip(commands, _EXPECTED, strict=True):
+                code, reply = smtp.docmd(command)
+                replies.append((command, code, reply))
+                if code not in expected:
+                    break
+            return replies
+        smtp.send("".join(f"{command}\r\n" for command in commands))
+        replies = [(command, *smtp.getreply()) for command in commands]
+        if replies[-1][1] == 354 and any(code not in ok for (_, code, _), ok in zip(replies, _EXPECTED, strict=True)):
+            # A refused recipient but an accepted DATA (a non-conforming server): end the empty
+            # message at once, so the connection stays in step.
+            smtp.send(".\r\n")
+            smtp.getreply()
+        return replies
+
     def _transaction(self, smtp: smtplib.SMTP, message: OutgoingMessage, *, stale_ok: bool) -> SendResult:
         try:
-            for command, argument, expected in (
-                ("MAIL", f"FROM:<{message.sender}>{self._mail_options(message)}", (250,)),
-                ("RCPT", f"TO:<{message.recipient}>", (250, 251)),
-                ("DATA", "", (354,)),
-            ):
-                code, reply = smtp.docmd(command, argument)
+            for (command, code, reply), expected in zip(self._envelope(smtp, message), _EXPECTED, strict=False):
                 if code == 421 and stale_ok:
                     raise _NotSent(_text(reply))
                 if code not in expected:
-                    raise self._refused(smtp, code, f"{command} {argument}".strip(), reply)
+                    raise self._refused(smtp, code, command, reply)
         except (smtplib.SMTPException, OSError) as exc:
             self._discard()
             if stale_ok:
@@ -313,6 +337,9 @@ class SMTPTransport(Transport):
                 )
             options += " SMTPUTF8"
         return options
+
+
+_EXPECTED: tuple[tuple[int, ...], ...] = ((250,), (250, 251), (354,))
 
 
 def _wire_form(data: bytes) -> bytes:
