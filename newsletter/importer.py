@@ -33,7 +33,7 @@ from .models import (
     utcnow,
 )
 
-BATCH = 1000
+BATCH = 5000
 EMAIL_HEADERS = ("email", "email address", "e-mail", "e-mail address", "email_address")
 NAME_HEADERS = ("name", "full name", "full_name")
 FIRST_NAME_HEADERS = ("first name", "first_name", "firstname", "given name")
@@ -163,13 +163,22 @@ def _raw_inserter(
     order = [columns.index(name) for name in compiled.positiontup] if compiled.positional else None
 
     def execute(rows: list[tuple[Any, ...]]) -> None:
+        params: list[Any]
         if order is None:
-            params: list[Any] = [dict(zip(columns, row, strict=True)) for row in rows]
+            params = [dict(zip(columns, row, strict=True)) for row in rows]
+        elif order == sorted(order):
+            params = rows  # already in the statement's order
         else:
             params = [tuple(row[i] for i in order) for row in rows]
         connection.exec_driver_sql(compiled.string, params)
 
     return execute, now_param
+
+
+# Built once: the batch's addresses go in as one expanding parameter.
+_EXISTING = select(Subscriber.id, Subscriber.email_key, Subscriber.name, Subscriber.status).where(
+    Subscriber.email_key.in_(bindparam("keys", expanding=True))
+)
 
 
 class _Writer:
@@ -212,14 +221,7 @@ class _Writer:
 
     def write(self, rows: list[Row]) -> None:
         keys = [r.address.key for r in rows]
-        existing = {
-            row.email_key: row
-            for row in self.session.execute(
-                select(Subscriber.id, Subscriber.email_key, Subscriber.name, Subscriber.status).where(
-                    Subscriber.email_key.in_(keys)
-                )
-            )
-        }
+        existing = {row.email_key: row for row in self.session.execute(_EXISTING, {"keys": keys})}
         erased = self._erased([r for r in rows if r.address.key not in existing])
         tagged: set[tuple[int, str]] = set()
         if self.tags and existing:
@@ -246,15 +248,13 @@ class _Writer:
             self._insert(new)
 
     def _insert(self, rows: list[Row]) -> None:
-        status = Status.CONFIRMED if self.confirmed else Status.PENDING
+        status = (Status.CONFIRMED if self.confirmed else Status.PENDING).value
+        source = Source.IMPORT.value
         now = self.now_param
+        confirmed_at = now if self.confirmed else None
         before = self.session.scalar(select(func.coalesce(func.max(Subscriber.id), 0)))
         self.insert_subscribers(
-            [
-                (r.address.email, r.address.key, r.name, status.value, Source.IMPORT.value, now, now,
-                 now if self.confirmed else None, False)
-                for r in rows
-            ]
+            [(r.address.email, r.address.key, r.name, status, source, now, now, confirmed_at, False) for r in rows]
         )
         # The rows just inserted are exactly those above the previous highest id that have no event
         # yet: every other way in logs an event in the same transaction as the insert, and ids only
