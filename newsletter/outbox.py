@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -299,6 +300,39 @@ _RETRY = (
 )
 
 Executor = Session | Connection
+
+
+class Ledger:
+    """The two statements every message costs, compiled once for one connection's dialect.
+
+    Recording an outcome and marking the next message in flight run once per message; SQLAlchemy's
+    per-execution work (cache lookup, parameter processing) costs more than SQLite takes to run them,
+    so they go to the driver as compiled here. The other statements of the ledger are rare.
+    """
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+        dialect = db.dialect
+        self._sent = _SENT.compile(dialect=dialect)
+        self._begin = _BEGIN.compile(dialect=dialect)
+        process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        self._now: Callable[[], Any] = (lambda: process(utcnow())) if process else utcnow
+
+    def _run(self, compiled: Any, params: dict[str, Any]) -> None:
+        values = compiled.construct_params(params)
+        if compiled.positional:
+            self.db.exec_driver_sql(compiled.string, tuple(values[name] for name in compiled.positiontup))
+        else:
+            self.db.exec_driver_sql(compiled.string, values)
+
+    def begin_attempt(self, outbox_id: int, run_id: str) -> None:
+        self._run(self._begin, {"p_id": outbox_id, "p_run": run_id})
+
+    def record_sent(self, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
+        self._run(
+            self._sent,
+            {"p_id": outbox_id, "p_run": run_id, "p_now": self._now(), "p_message_id": message_id, "p_code": code},
+        )
 
 
 def claim(db: Executor, campaign: CampaignRecord, run_id: str, limit: int) -> list[Claim]:
