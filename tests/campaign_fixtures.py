@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsletter import subscribers as service
+from newsletter.config import Settings
 from newsletter.db import open_store
 from newsletter.models import Source
 from newsletter.subscribers import ConsentInfo
@@ -31,6 +32,18 @@ A client wanted to decrease drinking so that he could go to bars socially with h
 After three ketamine sessions he preferred a non-alcoholic drink.
 :::
 """
+
+
+def clinic_settings(project: Path, **extra: object) -> Settings:
+    """Settings like the clinic's, for tests that build them directly."""
+    return Settings(
+        project_dir=project,
+        organisation="Harvest Test Clinic",
+        postal_address="1 Example Way, Springfield, ZZ 00000",
+        from_address="news@harvest.example",
+        public_base_url="https://news.harvest.example",
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def write_campaign(project: Path, slug: str, text: str) -> Path:

@@ -12,19 +12,13 @@ from newsletter.content import load_campaign
 from newsletter.errors import NewsletterError
 from newsletter.lint import lint_campaign
 
-from .campaign_fixtures import FAQ_CAMPAIGN, STORY_CAMPAIGN, write_campaign
+from .campaign_fixtures import FAQ_CAMPAIGN, STORY_CAMPAIGN, clinic_settings, write_campaign
 from .conftest import Newsletter
 
 
 @pytest.fixture
 def settings(project: Path) -> Settings:
-    return Settings(
-        project_dir=project,
-        organisation="Harvest Test Clinic",
-        postal_address="1 Example Way, Springfield, ZZ 00000",
-        from_address="news@harvest.example",
-        public_base_url="https://news.harvest.example",
-    )
+    return clinic_settings(project)
 
 
 def checks(settings: Settings, slug: str, **kwargs: bool) -> tuple[list[str], list[str]]:

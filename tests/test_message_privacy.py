@@ -18,19 +18,11 @@ from newsletter.errors import NewsletterError
 from newsletter.outbox import Claim
 from newsletter.sending import prepare
 
-from .campaign_fixtures import FAQ_CAMPAIGN, write_campaign
+from .campaign_fixtures import FAQ_CAMPAIGN, clinic_settings, write_campaign
 
 
 def make_settings(project: Path, **extra: str) -> Settings:
-    return Settings(
-        project_dir=project,
-        organisation="Harvest Test Clinic",
-        postal_address="1 Example Way, Springfield, ZZ 00000",
-        from_address="news@harvest.example",
-        public_base_url="https://news.harvest.example",
-        secret_key="test-secret-key",
-        **extra,  # type: ignore[arg-type]
-    )
+    return clinic_settings(project, secret_key="test-secret-key", **extra)
 
 
 def one_message(settings: Settings) -> bytes:
