@@ -110,6 +110,10 @@ def test_two_send_due_processes_at_once_send_each_message_once(project: Path, da
     for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     reports = [json.loads(out) for out, _ in outputs]
-    assert sorted(r["locked_by_another_run"] for r in reports) == [False, True]
+    # Usually the second run finds the lease held; on a slow machine it may start after the first
+    # finished and find nothing due. Either way, every message goes out exactly once.
+    assert not all(r["locked_by_another_run"] for r in reports)
+    sent = [c["this_run"]["sent"] for r in reports for c in r["campaigns"]]
+    assert sum(sent) == 60
     received = collections.Counter(r for item in handler.received for r in item.recipients)
     assert received == collections.Counter({e: 2 for e in emails})

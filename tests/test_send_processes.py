@@ -132,7 +132,7 @@ def test_postgresql_workers_share_a_campaign_without_duplicates(project: Path, p
         assert (code, data["sent"], data["pending"]) == (75, 1, 79)
         workers = [
             subprocess.Popen(
-                command(project, postgres_url, server.url(), "--worker", "--rate", "40"),
+                command(project, postgres_url, server.url(), "--worker", "--rate", "20"),
                 env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
             for _ in range(2)
