@@ -253,7 +253,7 @@ def test_a_pending_request_again_takes_the_newest_choices_and_a_new_consent(
     assert len(sent(app)) == 1
 
 
-def test_leaving_and_asking_again_stays_pending_until_the_new_confirmation(
+def test_leaving_and_asking_again_stays_unsubscribed_until_the_new_confirmation(
     app: Flask, client: FlaskClient, store: Store
 ) -> None:
     subscribe(client, "ana@example.org")
@@ -267,8 +267,9 @@ def test_leaving_and_asking_again_stays_pending_until_the_new_confirmation(
     subscribe(client, "ana@example.org")
     ana = find(store, "ana@example.org")
     assert ana is not None
-    assert ana.status == "pending" and ana.unsubscribed_at is None
-    assert ana.events[-1].kind == EventKind.RESUBSCRIBED and ana.events[-1].detail["previous_status"] == "unsubscribed"
+    # Anyone can type an address: until its owner confirms, it stays unsubscribed and suppressed.
+    assert ana.status == "unsubscribed" and ana.unsubscribed_at is not None
+    assert ana.events[-1].kind == EventKind.SUBSCRIBED and ana.events[-1].detail["while_status"] == "unsubscribed"
     assert ana.consents[-1].confirmed_at is None
     with store.session(commit=False) as session:
         assert session.scalar(select(Subscriber.id).where(outbox.audience_filter([]))) is None
@@ -276,7 +277,8 @@ def test_leaving_and_asking_again_stays_pending_until_the_new_confirmation(
     second = sent(app)[-1]
     client.post(link_in(second, "confirm"))
     ana = find(store, "ana@example.org")
-    assert ana is not None and ana.status == "confirmed"
+    assert ana is not None and ana.status == "confirmed" and ana.unsubscribed_at is None
+    assert [e.kind for e in ana.events][-2:] == [EventKind.RESUBSCRIBED, EventKind.CONFIRMED]
     confirmed = [e for e in ana.events if e.kind == EventKind.CONFIRMED]
     assert len(confirmed) == 2
     assert ana.consents[-1].confirm_event_id == confirmed[-1].id
@@ -775,3 +777,25 @@ def test_the_web_commands_explain_themselves(newsletter: Newsletter, command: li
     assert len(description.split()) >= 8  # sentences, not a stub
     if command == ["serve"]:
         assert "--host" in result.output and "--port" in result.output and "gunicorn" in result.output
+
+
+def test_a_form_request_for_an_unsubscribed_address_does_not_open_it_to_imports(
+    app: Flask, client: FlaskClient, store: Store
+) -> None:
+    import io
+
+    from newsletter.importer import import_csv
+
+    subscribe(client, "gone@example.org")
+    client.post(link_in(sent(app)[0], "confirm"))
+    gone = find(store, "gone@example.org")
+    assert gone is not None
+    client.post(token_path("unsubscribe", gone), data={"List-Unsubscribe": "One-Click"})
+    subscribe(client, "gone@example.org")  # anyone could have typed it; its owner has not confirmed
+    with store.session() as session:
+        report = import_csv(
+            session, io.StringIO("Email\ngone@example.org\n", newline=""), origin="x.csv", wording_version="v1", confirmed=True
+        )
+    assert report.suppressed == 1
+    gone = find(store, "gone@example.org")
+    assert gone is not None and gone.status == "unsubscribed"

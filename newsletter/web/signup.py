@@ -87,7 +87,11 @@ def request_signup(
     if status in (Status.BOUNCED, Status.COMPLAINED):
         return SignupOutcome(Reply.NONE)
     if status is Status.UNSUBSCRIBED:
-        _reopen(session, subscriber)
+        # Anyone can type an address into the form, so the address stays unsubscribed (and
+        # suppressed against imports) until its owner confirms this new request.
+        subscribers.log_event(
+            session, subscriber, EventKind.SUBSCRIBED, ACTOR, method=Source.FORM.value, while_status=status.value
+        )
     _update_pending(session, subscriber, form, topic_choices)
     subscribers.record_consent(session, subscriber, consent)
     return _confirm_reply(subscriber)
@@ -132,6 +136,26 @@ def _update_pending(session: Session, subscriber: Subscriber, form: SignupForm, 
         subscribers.log_event(session, subscriber, EventKind.UPDATED, ACTOR, **changes)
 
 
+def awaiting_confirmation(subscriber: Subscriber) -> bool:
+    """Pending, or unsubscribed with a request made after they left: a confirm button makes sense."""
+    if subscriber.status == Status.PENDING.value:
+        return True
+    return subscriber.status == Status.UNSUBSCRIBED.value and _asked_again(subscriber)
+
+
 def confirm(session: Session, subscriber: Subscriber) -> bool:
-    """The button on the confirmation page was pressed. False if there was nothing to confirm."""
+    """The button on the confirmation page was pressed. False if there was nothing to confirm.
+
+    For someone who had unsubscribed, only a request made after they left can bring them back.
+    """
+    if not awaiting_confirmation(subscriber):
+        return False
+    if subscriber.status == Status.UNSUBSCRIBED.value:
+        _reopen(session, subscriber)
     return subscribers.confirm(session, subscriber, actor=ACTOR, via="confirm-link")
+
+
+def _asked_again(subscriber: Subscriber) -> bool:
+    newest = subscriber.consents[-1] if subscriber.consents else None
+    left = subscriber.unsubscribed_at
+    return newest is not None and newest.confirmed_at is None and (left is None or newest.given_at >= left)

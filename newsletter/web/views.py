@@ -22,7 +22,7 @@ from ..subscribers import ConsentInfo
 from . import archive, forms, preferences
 from .forms import SignupForm
 from .pages import ARCHIVE_CSP
-from .signup import Reply, SignupOutcome, confirm, ip_hash, request_signup
+from .signup import Reply, SignupOutcome, awaiting_confirmation, confirm, ip_hash, request_signup
 from .state import WebState, web_state
 from .tokens import subscriber_for
 
@@ -137,7 +137,7 @@ def confirm_page(token: str) -> str:
     state = web_state()
     with state.store.session(commit=False) as session:
         subscriber = subscriber_for(session, state.links, "confirm", token)
-        if subscriber.status == Status.PENDING:
+        if awaiting_confirmation(subscriber):
             return render_template("confirm.html", action=url_for(".confirm_post", token=token))
         return _confirmed_page(state, subscriber)
 
@@ -147,8 +147,7 @@ def confirm_post(token: str) -> str:
     state = web_state()
     with state.store.session() as session:
         subscriber = subscriber_for(session, state.links, "confirm", token)
-        if subscriber.status == Status.PENDING:
-            confirm(session, subscriber)
+        confirm(session, subscriber)
         return _confirmed_page(state, subscriber)
 
 
