@@ -145,10 +145,6 @@ def _coerce(name: str, raw: Any, target: type, source: str) -> Any:
     return value
 
 
-def _field_types() -> dict[str, type]:
-    return {"str": str, "int": int, "float": float, "bool": bool}
-
-
 def load_settings(
     project_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -160,7 +156,7 @@ def load_settings(
     """
     project_dir = (project_dir or Path.cwd()).resolve()
     environ = os.environ if environ is None else environ
-    types = _field_types()
+    types: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}  # annotations are strings
     fields = {f.name: f for f in dataclasses.fields(Settings) if not f.metadata.get("internal")}
     values: dict[str, Any] = {}
     sources = {name: "default" for name in fields}

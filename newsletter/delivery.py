@@ -191,7 +191,7 @@ class Delivery:
             # One database connection per thread, held for the run: each outcome is one short
             # transaction on it, which costs far less than a new ORM session per message.
             with transport, self.store.engine.connect() as db:
-                self._work(transport, db, outbox.Ledger(db))
+                self._work(transport, outbox.Ledger(db))
         except BaseException as exc:  # a thread must not die silently: stop the run and report it
             self._fail_run(exc)
 
@@ -201,13 +201,13 @@ class Delivery:
                 self.state.fatal = exc
         self.state.stop.set()
 
-    def _work(self, transport: Transport, db: Connection, ledger: outbox.Ledger) -> None:
-        state = self.state
+    def _work(self, transport: Transport, ledger: outbox.Ledger) -> None:
+        state, db = self.state, ledger.db
         while not state.stop.is_set():
             with db.begin():
                 claims = outbox.claim(db, self.campaign, self.run_id, CLAIM_BATCH)
                 if claims:
-                    outbox.begin_attempt(db, claims[0].outbox_id, self.run_id)
+                    ledger.begin_attempt(claims[0].outbox_id, self.run_id)
             if not claims:
                 if not self._wait_for_retries(db):
                     return
@@ -219,7 +219,7 @@ class Delivery:
                     return
                 following = claims[index + 1].outbox_id if index + 1 < len(claims) else None
                 try:
-                    self._deliver(transport, db, ledger, item, following)
+                    self._deliver(transport, ledger, item, following)
                 except TransportConfigError:
                     with db.begin():
                         outbox.release(db, [c.outbox_id for c in claims[index:]], self.run_id)
@@ -247,40 +247,41 @@ class Delivery:
         return True
 
     @contextlib.contextmanager
-    def _outcome(self, db: Connection, following: int | None) -> Iterator[Connection]:
+    def _outcome(self, ledger: outbox.Ledger, following: int | None) -> Iterator[Connection]:
         """One transaction that records a message's outcome and marks the next one as in flight."""
-        with db.begin():
-            yield db
+        with ledger.db.begin():
+            yield ledger.db
             if following is not None:
-                outbox.begin_attempt(db, following, self.run_id)
+                ledger.begin_attempt(following, self.run_id)
 
-    def _deliver(
-        self, transport: Transport, db: Connection, ledger: outbox.Ledger, item: Claim, following: int | None
-    ) -> None:
+    def _deliver(self, transport: Transport, ledger: outbox.Ledger, item: Claim, following: int | None) -> None:
         try:
             message = self.build(item)
             result = transport.send(message)
         except ConnectionLost as exc:
-            self._temporary(db, item, following, exc.code, str(exc), possibly_duplicated=True)
+            self._temporary(ledger, item, following, exc.code, str(exc), possibly_duplicated=True)
         except TemporaryFailure as exc:
-            self._temporary(db, item, following, exc.code, str(exc), possibly_duplicated=False)
+            self._temporary(ledger, item, following, exc.code, str(exc), possibly_duplicated=False)
         except PermanentFailure as exc:
-            self._permanent(db, item, following, exc.code, str(exc))
+            self._permanent(ledger, item, following, exc.code, str(exc))
         except TransportConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the campaign
-            self._permanent(db, item, following, None, f"{type(exc).__name__}: {exc}")
+            self._permanent(ledger, item, following, None, f"{type(exc).__name__}: {exc}")
         else:
-            # The common case, on the ledger's precompiled statements; the same transaction shape
-            # as _outcome.
-            with db.begin():
+            with self._outcome(ledger, following):
                 ledger.record_sent(item.outbox_id, self.run_id, message.message_id, result.code)
-                if following is not None:
-                    ledger.begin_attempt(following, self.run_id)
             self.progress("sent")
 
     def _temporary(
-        self, db: Connection, item: Claim, following: int | None, code: int | None, error: str, *, possibly_duplicated: bool
+        self,
+        ledger: outbox.Ledger,
+        item: Claim,
+        following: int | None,
+        code: int | None,
+        error: str,
+        *,
+        possibly_duplicated: bool,
     ) -> None:
         state = self.state
         with state.lock:
@@ -289,7 +290,7 @@ class Delivery:
         delay = self.policy.delay(tries)
         give_up = tries >= self.policy.max_attempts or time.monotonic() - first + delay > self.policy.max_time
         retry_after = None if give_up else utcnow() + timedelta(seconds=delay)
-        with self._outcome(db, following):
+        with self._outcome(ledger, following) as db:
             outbox.record_retry(
                 db,
                 item.outbox_id,
@@ -301,8 +302,10 @@ class Delivery:
             )
         self.progress("deferred" if give_up else "retry")
 
-    def _permanent(self, db: Connection, item: Claim, following: int | None, code: int | None, error: str) -> None:
-        with self._outcome(db, following):
+    def _permanent(
+        self, ledger: outbox.Ledger, item: Claim, following: int | None, code: int | None, error: str
+    ) -> None:
+        with self._outcome(ledger, following) as db:
             outbox.record_failed(db, item.outbox_id, self.run_id, code, error)
             if code in ADDRESS_FAILURES:
                 # In the same transaction: the failure and the bounce are recorded together or not at all.

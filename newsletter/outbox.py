@@ -326,6 +326,11 @@ class Ledger:
             self.db.exec_driver_sql(compiled.string, values)
 
     def begin_attempt(self, outbox_id: int, run_id: str) -> None:
+        """Mark a claimed row as about to be handed to the transport (commit before sending it).
+
+        Callers fold this into the transaction that claims the batch or records the previous
+        message's outcome, so marking costs no commit of its own.
+        """
         self._run(self._begin, {"p_id": outbox_id, "p_run": run_id})
 
     def record_sent(self, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
@@ -342,21 +347,6 @@ def claim(db: Executor, campaign: CampaignRecord, run_id: str, limit: int) -> li
     if not claimed_ids:
         return []
     return [Claim(*row) for row in db.execute(_CLAIMED, {"p_ids": list(claimed_ids)})]
-
-
-def begin_attempt(db: Executor, outbox_id: int, run_id: str) -> None:
-    """Mark a claimed row as about to be handed to the transport (commit before sending it).
-
-    Callers fold this into the transaction that records the previous message's outcome, so marking
-    costs no commit of its own.
-    """
-    db.execute(_BEGIN, {"p_id": outbox_id, "p_run": run_id})
-
-
-def record_sent(db: Executor, outbox_id: int, run_id: str, message_id: str, code: int | None) -> None:
-    db.execute(
-        _SENT, {"p_id": outbox_id, "p_run": run_id, "p_now": utcnow(), "p_message_id": message_id, "p_code": code}
-    )
 
 
 def record_failed(db: Executor, outbox_id: int, run_id: str, code: int | None, error: str) -> None:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from . import outbox
+from . import outbox, subscribers
 from .config import Settings
 from .content import Campaign, load_campaign
 from .db import Store
@@ -87,16 +86,18 @@ class Prepared:
 
     def message_for(self, item: Claim, *, campaign_id: int) -> OutgoingMessage:
         message_id = self.message_id(campaign_id, item.outbox_id)
+        address = envelope_address(item.email)
+        links = self._links()
         data = self.factory.build(
-            envelope_address(item.email),
+            address,
             item.name,
-            self._links().url("unsubscribe", item.subscriber_id, item.email_key),
-            self._links().url("preferences", item.subscriber_id, item.email_key),
+            links.url("unsubscribe", item.subscriber_id, item.email_key),
+            links.url("preferences", item.subscriber_id, item.email_key),
             message_id=message_id,
         )
         if self.dkim is not None:
             data = self.dkim(data)
-        return OutgoingMessage(self.settings.from_address, envelope_address(item.email), data, message_id)
+        return OutgoingMessage(self.settings.from_address, address, data, message_id)
 
 
 def envelope_address(email: str) -> str:
@@ -155,22 +156,7 @@ def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True) -> Pr
     return Prepared(campaign, report.rendered, report, settings, links, factory, dkim_signer(settings, factory.domain))
 
 
-def _audience(session: Session, tags: list[str]) -> Iterator[Subscriber]:
-    last = 0
-    while True:
-        batch = session.scalars(
-            select(Subscriber).where(outbox.audience_filter(tags), Subscriber.id > last).order_by(Subscriber.id).limit(1000)
-        ).all()
-        if not batch:
-            return
-        yield from batch
-        last = batch[-1].id
-        session.expunge_all()
-
-
 def audience_size(store: Store, prepared: Prepared) -> int:
-    from sqlalchemy import func
-
     with store.session() as session:
         return session.scalar(
             select(func.count()).select_from(Subscriber).where(outbox.audience_filter(list(prepared.campaign.audience)))
@@ -182,7 +168,8 @@ def check_every_recipient(store: Store, prepared: Prepared) -> int:
     failures: list[str] = []
     count = 0
     with store.session(commit=False) as session:
-        for subscriber in _audience(session, list(prepared.campaign.audience)):
+        audience = select(Subscriber).where(outbox.audience_filter(list(prepared.campaign.audience)))
+        for subscriber in subscribers.stream(session, audience):
             count += 1
             try:
                 prepared.check_recipient(subscriber.email, subscriber.name)

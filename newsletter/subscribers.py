@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from .addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
@@ -255,14 +255,20 @@ def forget(session: Session, email: str, *, secret_key: str) -> None:
 def query(
     session: Session, *, status: str | None = None, tag: str | None = None, batch: int = 1000
 ) -> Iterator[Subscriber]:
-    """Subscribers in id order, streamed in batches so memory stays flat on a large list."""
-    statement = select(Subscriber).options(selectinload(Subscriber.tags)).order_by(Subscriber.id)
+    """Subscribers, optionally by status and tag, streamed in id order."""
+    statement = select(Subscriber).options(selectinload(Subscriber.tags))
     if status:
         statement = statement.where(Subscriber.status == Status(status).value)
     if tag:
         statement = statement.where(
             Subscriber.id.in_(select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == tag))
         )
+    return stream(session, statement, batch=batch)
+
+
+def stream(session: Session, statement: Select[tuple[Subscriber]], *, batch: int = 1000) -> Iterator[Subscriber]:
+    """The subscribers ``statement`` selects, in id order and in batches, so memory stays flat."""
+    statement = statement.order_by(Subscriber.id)
     last_id = 0
     while True:
         rows = session.scalars(statement.where(Subscriber.id > last_id).limit(batch)).all()

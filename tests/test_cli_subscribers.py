@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import Newsletter
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key"}
@@ -121,3 +123,19 @@ def test_python_dash_m_and_the_console_script_run(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["total"] == 0
+
+
+def test_a_bug_is_one_line_with_exit_70_and_debug_shows_the_traceback(
+    newsletter: Newsletter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter import subscribers
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(subscribers, "stats", broken)  # a fault no real part produces on demand
+    result = newsletter("subscribers", "stats")
+    assert result.exit_code == 70
+    assert result.output.startswith("Internal error: RuntimeError: simulated bug") and result.output.count("\n") == 1
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        newsletter("subscribers", "stats", env={"NEWSLETTER_DEBUG": "1"})

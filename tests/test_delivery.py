@@ -187,9 +187,10 @@ def test_rows_left_in_flight_by_a_dead_run_go_out_once_more_flagged(store: Store
         dead_pid = 2**22 + 12345  # above pid_max on Linux: no such process
         session.execute(update(SendRun).where(SendRun.id == run_id).values(pid=dead_pid))
         claimed = outbox.claim(session, record, run_id, 3)
-        outbox.begin_attempt(session, claimed[0].outbox_id, run_id)
-        outbox.record_sent(session, claimed[0].outbox_id, run_id, "<x@harvest.example>", 250)
-        outbox.begin_attempt(session, claimed[1].outbox_id, run_id)  # handed to the transport, then the crash
+        ledger = outbox.Ledger(session.connection())
+        ledger.begin_attempt(claimed[0].outbox_id, run_id)
+        ledger.record_sent(claimed[0].outbox_id, run_id, "<x@harvest.example>", 250)
+        ledger.begin_attempt(claimed[1].outbox_id, run_id)  # handed to the transport, then the crash
     counts = deliver(store, record)
     assert (counts.sent, counts.pending, counts.possibly_duplicated) == (5, 0, 1)
     assert claimed[0].email not in recipients()  # recorded as sent: never again

@@ -17,7 +17,6 @@ from .app import App
 from .output import json_option, print_json, print_table
 
 CAMPAIGN = click.argument("campaign", metavar="CAMPAIGN")
-CAMPAIGN_HELP = "CAMPAIGN is a path to a campaign file or a slug under campaigns_dir."
 
 
 @click.group()

@@ -68,7 +68,6 @@ def _words(text: str) -> frozenset[str]:
 MONTHS = _words(
     "January February March April May June July August September October November December"
 )
-MONTH_ABBREVIATIONS = _words("Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec")
 WEEKDAYS = _words(
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday "
     "Mondays Tuesdays Wednesdays Thursdays Fridays Saturdays Sundays"
