@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests import deid_corpus as corpus  # noqa: E402
 
-from newsletter.deid import KINDS, find_identifiers  # noqa: E402
+from newsletter.campaigns.deid import KINDS, find_identifiers  # noqa: E402
 
 
 def _report(title: str, vignettes: tuple[corpus.Vignette, ...], clean: tuple[str, ...], verbose: bool) -> None:

@@ -42,10 +42,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from newsletter.config import Settings, load_settings
-from newsletter.content import Campaign, load_campaign
-from newsletter.links import Links
-from newsletter.mime import MessageFactory
-from newsletter.render import RenderedCampaign, render_campaign
+from newsletter.campaigns.content import Campaign, load_campaign
+from newsletter.delivery.links import Links
+from newsletter.delivery.mime import MessageFactory
+from newsletter.campaigns.render import RenderedCampaign, render_campaign
 
 REPO = Path(__file__).resolve().parent.parent
 CAMPAIGN = "client-stories"

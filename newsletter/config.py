@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from .errors import ConfigError
+from newsletter.errors import ConfigError
 
 CONFIG_FILENAME = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter import subscribers as service
+from newsletter.subscribers import service
 from newsletter.config import Settings
-from newsletter.db import open_store
-from newsletter.models import Source
-from newsletter.subscribers import ConsentInfo
+from newsletter.store.engine import open_store
+from newsletter.store.models import Source
+from newsletter.subscribers.service import ConsentInfo
 
 SECRET_ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key"}
 

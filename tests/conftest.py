@@ -10,9 +10,9 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
 from newsletter.cli import cli
-from newsletter.db import Store, open_store
+from newsletter.store.engine import Store, open_store
 
-from .pgserver import find_bindir, running_server
+from tests.pgserver import find_bindir, running_server
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.addresses import clean_name, clean_tag, normalise_address
+from newsletter.subscribers.addresses import clean_name, clean_tag, normalise_address
 from newsletter.errors import InputError, InvalidAddress
 
 local = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True).filter(lambda s: ".." not in s)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from newsletter.transports import PermanentFailure, TemporaryFailure
-from newsletter.transports.memory import MemoryTransport
+from newsletter.delivery.transports import PermanentFailure, TemporaryFailure
+from newsletter.delivery.transports.memory import MemoryTransport
 
-from .campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, STORY_CAMPAIGN, add_subscribers, write_campaign
-from .conftest import Newsletter
+from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, STORY_CAMPAIGN, add_subscribers, write_campaign
+from tests.conftest import Newsletter
 
 SEND_FIELDS = {"campaign", "audience", "sent", "failed", "pending", "possibly_duplicated", "duration_s"}
 
@@ -160,7 +160,7 @@ def test_every_recipient_must_build_before_anything_is_sent(newsletter: Newslett
 
 
 def test_progress_lines_for_logs_without_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from newsletter.cli.send_cmd import _LogProgress
+    from newsletter.cli.campaign_send import _LogProgress
 
     monkeypatch.setattr(_LogProgress, "INTERVAL", 0.0)
     progress = _LogProgress("faq", 3)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Newsletter
+from tests.conftest import Newsletter
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key"}
 
@@ -128,7 +128,7 @@ def test_python_dash_m_and_the_console_script_run(tmp_path: Path) -> None:
 def test_a_bug_is_one_line_with_exit_70_and_debug_shows_the_traceback(
     newsletter: Newsletter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from newsletter import subscribers
+    from newsletter.subscribers import queries as subscribers
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")

@@ -8,7 +8,7 @@ import pytest
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError
 
-from .conftest import Newsletter
+from tests.conftest import Newsletter
 
 
 def write_toml(folder: Path, body: str) -> None:

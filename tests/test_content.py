@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings
-from newsletter.content import (
+from newsletter.campaigns.content import (
     CampaignError,
     CampaignNotFound,
     load_campaign,

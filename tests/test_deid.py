@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.deid import KINDS, Finding, find_identifiers, unaccepted
+from newsletter.campaigns.deid import KINDS, Finding, find_identifiers, unaccepted
 
-from . import deid_corpus as corpus
+from tests import deid_corpus as corpus
 
 # Measured when the rules were frozen; raise them when the gate improves. Recall counts an identifier
 # as found when a finding of the same class overlaps it.
@@ -223,14 +223,18 @@ def test_heldout_floor() -> None:
 def test_runtime_imports_only_stdlib_phonenumbers_and_email_validator() -> None:
     import sys
 
-    package = Path(__file__).resolve().parent.parent / "newsletter" / "deid"
+    package = Path(__file__).resolve().parent.parent / "newsletter" / "campaigns" / "deid"
     allowed = {"phonenumbers", "email_validator"} | set(sys.stdlib_module_names)
-    for path in package.glob("*.py"):
+    modules = sorted(package.glob("*.py"))
+    assert modules, package
+    for path in modules:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 roots = [a.name.split(".")[0] for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.startswith("newsletter.campaigns.deid"):
+                    continue  # the gate's own modules
                 roots = [node.module.split(".")[0]]
             else:
                 continue
@@ -241,7 +245,7 @@ def test_runtime_imports_only_stdlib_phonenumbers_and_email_validator() -> None:
 def test_data_files_are_small_and_carry_provenance() -> None:
     import gzip
 
-    data = Path(__file__).resolve().parent.parent / "newsletter" / "data"
+    data = Path(__file__).resolve().parent.parent / "newsletter" / "campaigns" / "deid" / "data"
     files = sorted(data.glob("deid_*.txt.gz"))
     assert len(files) == 3
     assert sum(f.stat().st_size for f in files) < 1_500_000

@@ -14,15 +14,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from newsletter import outbox
-from newsletter import subscribers as service
-from newsletter.db import Store
-from newsletter.delivery import Delivery, RetryPolicy
-from newsletter.models import OutboxRow, SendRun, Source, Status, utcnow
-from newsletter.outbox import Claim
-from newsletter.subscribers import ConsentInfo
-from newsletter.transports.memory import MemoryTransport
-from newsletter.transports import (
+from newsletter.delivery import ledger
+from newsletter.subscribers import service
+from newsletter.store.engine import Store
+from newsletter.delivery.engine import DeliveryRun, RetryPolicy
+from newsletter.store.models import OutboxRow, SendRun, Source, Status, utcnow
+from newsletter.delivery.ledger import Claim
+from newsletter.subscribers.service import ConsentInfo
+from newsletter.delivery.transports.memory import MemoryTransport
+from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
     PermanentFailure,
@@ -54,14 +54,14 @@ def build(item: Claim) -> OutgoingMessage:
 
 def start(store: Store, tags: list[str] | None = None, slug: str = "stories"):  # type: ignore[no-untyped-def]
     with store.session() as session:
-        record = outbox.record_campaign(session, slug, "Stories", "<p>web</p>")
-        outbox.materialise(session, record, tags or [])
+        record = ledger.record_campaign(session, slug, "Stories", "<p>web</p>")
+        ledger.materialise(session, record, tags or [])
     return record
 
 
-def deliver(store: Store, record, **kwargs) -> outbox.Counts:  # type: ignore[no-untyped-def]
+def deliver(store: Store, record, **kwargs) -> ledger.Counts:  # type: ignore[no-untyped-def]
     kwargs.setdefault("policy", FAST)
-    return Delivery(store, record, build, lambda: MemoryTransport(), **kwargs).run()
+    return DeliveryRun(store, record, build, lambda: MemoryTransport(), **kwargs).run()
 
 
 def recipients() -> Counter[str]:
@@ -77,10 +77,10 @@ def test_every_audience_member_gets_exactly_one_message(store: Store) -> None:
     for message in MemoryTransport.outbox():
         assert message.data.count(b"\r\nTo: ") + message.data.startswith(b"To: ") == 1
     with store.session() as session:
-        assert outbox.find_campaign(session, "stories").completed_at is not None  # type: ignore[union-attr]
+        assert ledger.find_campaign(session, "stories").completed_at is not None  # type: ignore[union-attr]
     # a rerun, or materialising again, sends nothing
     with store.session() as session:
-        assert outbox.materialise(session, record, []) == 0
+        assert ledger.materialise(session, record, []) == 0
     assert deliver(store, record).sent == 25
     assert len(MemoryTransport.outbox()) == 25
 
@@ -117,7 +117,7 @@ def test_persistent_temporary_failures_stay_pending_for_a_later_run(store: Store
     with store.session() as session:
         row = session.scalars(select(OutboxRow).where(OutboxRow.state == "pending")).one()
         assert (row.attempts, row.last_code) == (FAST.max_attempts, 452)
-        assert outbox.find_campaign(session, "stories").completed_at is None  # type: ignore[union-attr]
+        assert ledger.find_campaign(session, "stories").completed_at is None  # type: ignore[union-attr]
     MemoryTransport.fail_recipient("reader001@example.org", None)
     assert deliver(store, record).pending == 0
     assert recipients() == Counter({"reader000@example.org": 1, "reader001@example.org": 1})
@@ -165,7 +165,7 @@ def test_an_unsubscribe_committed_mid_run_is_honoured(store: Store) -> None:
         sent.append(item.email)
         return build(item)
 
-    counts = Delivery(store, record, build_and_unsubscribe_the_last, lambda: MemoryTransport(), policy=FAST).run()
+    counts = DeliveryRun(store, record, build_and_unsubscribe_the_last, lambda: MemoryTransport(), policy=FAST).run()
     assert emails[-1] not in recipients()
     assert (counts.sent, counts.skipped, counts.pending) == (29, 1, 0)
 
@@ -183,14 +183,14 @@ def test_rows_left_in_flight_by_a_dead_run_go_out_once_more_flagged(store: Store
     populate(store, 5)
     record = start(store)
     with store.session() as session:
-        run_id = outbox.start_run(session, record)
+        run_id = ledger.start_run(session, record)
         dead_pid = 2**22 + 12345  # above pid_max on Linux: no such process
         session.execute(update(SendRun).where(SendRun.id == run_id).values(pid=dead_pid))
-        claimed = outbox.claim(session, record, run_id, 3)
-        ledger = outbox.Ledger(session.connection())
-        ledger.begin_attempt(claimed[0].outbox_id, run_id)
-        ledger.record_sent(claimed[0].outbox_id, run_id, "<x@harvest.example>", 250)
-        ledger.begin_attempt(claimed[1].outbox_id, run_id)  # handed to the transport, then the crash
+        dead = ledger.Ledger(session.connection(), record.id, run_id)
+        claimed = dead.claim(3)
+        dead.begin(claimed[0].outbox_id)
+        dead.sent(claimed[0].outbox_id, "<x@harvest.example>", 250)
+        dead.begin(claimed[1].outbox_id)  # handed to the transport, then the crash
     counts = deliver(store, record)
     assert (counts.sent, counts.pending, counts.possibly_duplicated) == (5, 0, 1)
     assert claimed[0].email not in recipients()  # recorded as sent: never again
@@ -202,8 +202,8 @@ def test_a_live_runs_claims_are_left_alone(store: Store) -> None:
     populate(store, 3)
     record = start(store)
     with store.session() as session:
-        live = outbox.start_run(session, record)  # this very process: alive, fresh heartbeat
-        held = outbox.claim(session, record, live, 1)
+        live = ledger.start_run(session, record)  # this very process: alive, fresh heartbeat
+        held = ledger.Ledger(session.connection(), record.id, live).claim(1)
     counts = deliver(store, record)
     assert counts.pending == 1 and held[0].email not in recipients()
     with store.session() as session:
@@ -214,7 +214,7 @@ def test_a_live_runs_claims_are_left_alone(store: Store) -> None:
 def test_two_runs_at_once_send_each_row_at_most_once(store: Store) -> None:
     populate(store, 60)
     record = start(store)
-    results: list[outbox.Counts] = []
+    results: list[ledger.Counts] = []
     barrier = threading.Barrier(2)
 
     def run() -> None:
@@ -237,11 +237,11 @@ def test_an_unreachable_server_leaves_everything_pending(store: Store) -> None:
         def _open(self) -> None:
             raise TemporaryFailure(None, "cannot connect to smtp://mail.harvest.example:587")
 
-    delivery = Delivery(store, start(store), build, lambda: Unreachable(), policy=FAST)
+    delivery = DeliveryRun(store, start(store), build, lambda: Unreachable(), policy=FAST)
     counts = delivery.run()
     assert (counts.sent, counts.pending) == (0, 2)
     assert delivery.state.warnings == ["cannot connect to smtp://mail.harvest.example:587"]
 
 
 def test_process_liveness_check_sees_this_process() -> None:
-    assert outbox._process_alive(os.getpid())
+    assert ledger._process_alive(os.getpid())

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from newsletter import subscribers as service
-from newsletter.db import Store
+from newsletter.subscribers import queries, service
+from newsletter.store.engine import Store
 from newsletter.errors import InputError
-from newsletter.importer import import_csv
-from newsletter.models import Consent, Event, Status, Subscriber
+from newsletter.subscribers.importer import import_csv
+from newsletter.store.models import Consent, Event, Status, Subscriber
 
-from .conftest import Newsletter
+from tests.conftest import Newsletter
 
 KEY = "test-secret-key"
 
@@ -60,7 +60,7 @@ def test_email_headers_are_recognised_case_insensitively(store: Store, header: s
 
 def test_report_counts_every_kind_of_row_with_line_numbers(store: Store) -> None:
     with store.session() as session:
-        from newsletter.models import Source
+        from newsletter.store.models import Source
 
         consent = service.ConsentInfo(Source.MANUAL, "v1")
         old = service.add(session, "left@example.org", consent=consent, secret_key=KEY).subscriber
@@ -171,13 +171,13 @@ def test_any_names_round_trip_through_csv_without_control_characters(
         writer.writerow([name, f"h{index}@example.org"])
     path = tmp_path / "h.csv"
     path.write_text(("\ufeff" if bom else "") + buffer.getvalue(), encoding="utf-8", newline="")
-    from newsletter.db import open_store
+    from newsletter.store.engine import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
     try:
         with store.session(commit=False) as session, open(path, encoding="utf-8-sig", newline="") as stream:
             report = import_csv(session, stream, origin="h.csv", wording_version="v1")
-            stored = [s.name for s in service.query(session)]
+            stored = [s.name for s in queries.query(session)]
         assert report.imported + len(report.invalid) == len(names)
         for name in stored:
             assert not any(c in name for c in "\r\n\x00\u2028\u2029\x85")

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from newsletter.links import BadToken, Links
+from newsletter.delivery.links import BadToken, Links
 
 links = Links("test-secret", "https://news.harvest.example/", confirm_max_age=60)
 

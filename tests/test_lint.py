@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import vignette
+from newsletter.campaigns import vignette
 from newsletter.config import Settings
-from newsletter.content import load_campaign
+from newsletter.campaigns.content import load_campaign
 from newsletter.errors import NewsletterError
-from newsletter.lint import lint_campaign
+from newsletter.campaigns.lint import lint_campaign
 
-from .campaign_fixtures import FAQ_CAMPAIGN, STORY_CAMPAIGN, clinic_settings, write_campaign
-from .conftest import Newsletter
+from tests.campaign_fixtures import FAQ_CAMPAIGN, STORY_CAMPAIGN, clinic_settings, write_campaign
+from tests.conftest import Newsletter
 
 
 @pytest.fixture

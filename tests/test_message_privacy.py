@@ -15,10 +15,10 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-from newsletter.outbox import Claim
-from newsletter.sending import prepare
+from newsletter.delivery.ledger import Claim
+from newsletter.delivery.prepare import prepare
 
-from .campaign_fixtures import FAQ_CAMPAIGN, clinic_settings, write_campaign
+from tests.campaign_fixtures import FAQ_CAMPAIGN, clinic_settings, write_campaign
 
 
 def make_settings(project: Path, **extra: str) -> Settings:

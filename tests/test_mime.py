@@ -19,12 +19,12 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-import newsletter.render as render_module
+import newsletter.campaigns.render as render_module
 from newsletter.config import Settings
-from newsletter.content import parse_campaign
+from newsletter.campaigns.content import parse_campaign
 from newsletter.errors import NewsletterError
-from newsletter.mime import HeaderError, MessageFactory, clean_header_value, format_address
-from newsletter.render import PersonalFieldError, RenderedCampaign, render_campaign
+from newsletter.delivery.mime import HeaderError, MessageFactory, clean_header_value, format_address
+from newsletter.campaigns.render import PersonalFieldError, RenderedCampaign, render_campaign
 
 BASE = "https://news.harvest.example"
 UNSUBSCRIBE = f"{BASE}/unsubscribe/tok-123?c=stories&x=1"

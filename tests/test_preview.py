@@ -6,13 +6,13 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from newsletter.content import load_campaign
+from newsletter.campaigns.content import load_campaign
 from newsletter.errors import NewsletterError
-from newsletter.preview import PreviewState, make_server
-from newsletter.render import render_campaign
+from newsletter.campaigns.preview import PreviewState, make_server
+from newsletter.campaigns.render import render_campaign
 
-from .campaign_fixtures import FAQ_CAMPAIGN, write_campaign
-from .test_lint import settings  # noqa: F401 - the fixture
+from tests.campaign_fixtures import FAQ_CAMPAIGN, write_campaign
+from tests.test_lint import settings  # noqa: F401 - the fixture
 
 
 def get(base: str, path: str) -> str:

@@ -11,18 +11,18 @@ from typing import Any
 import jinja2
 import pytest
 
-import newsletter.render as render_module
+import newsletter.campaigns.render as render_module
 from newsletter.config import Settings
-from newsletter.content import Campaign, load_campaign, parse_campaign
+from newsletter.campaigns.content import Campaign, load_campaign, parse_campaign
 from newsletter.errors import NewsletterError
-from newsletter.render import (
+from newsletter.campaigns.render import (
     NAME_FALLBACK,
     PersonalFieldError,
     RenderedCampaign,
     RenderError,
     render_campaign,
 )
-from newsletter.templating import (
+from newsletter.campaigns.templating import (
     PACKAGE_TEMPLATES,
     RenderLimits,
     TemplateRenderError,

@@ -8,14 +8,14 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from newsletter import lease
-from newsletter.db import Store
-from newsletter.transports import TemporaryFailure
-from newsletter.transports.memory import MemoryTransport
+from newsletter.store import lease
+from newsletter.store.engine import Store
+from newsletter.delivery.transports import TemporaryFailure
+from newsletter.delivery.transports.memory import MemoryTransport
 
-from .campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
-from .conftest import Newsletter
-from .smtp_servers import RecordingHandler, smtp_server
+from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from tests.conftest import Newsletter
+from tests.smtp_servers import RecordingHandler, smtp_server
 
 ENV = {**SECRET_ENV, "NEWSLETTER_TRANSPORT": "memory:", "NEWSLETTER_RETRY_BASE": "0.01", "NEWSLETTER_MAX_ATTEMPTS": "2"}
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from .campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
-from .conftest import _fresh_postgres_database
-from .smtp_servers import RecordingHandler, smtp_server
+from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from tests.conftest import _fresh_postgres_database
+from tests.smtp_servers import RecordingHandler, smtp_server
 
 
 def command(project: Path, database_url: str, url: str, *extra: str) -> list[str]:

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from .campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
-from .conftest import Newsletter
-from .smtp_servers import DROP, STALL, RecordingHandler, smtp_server
+from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from tests.conftest import Newsletter
+from tests.smtp_servers import DROP, STALL, RecordingHandler, smtp_server
 
 
 class ScriptedHandler(RecordingHandler):

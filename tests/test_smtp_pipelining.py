@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from newsletter.transports import OutgoingMessage, PermanentFailure, TemporaryFailure, TransportContext, open_transport
+from newsletter.delivery.transports import OutgoingMessage, PermanentFailure, TemporaryFailure, TransportContext, open_transport
 
-from .smtp_servers import RecordingHandler, smtp_server
+from tests.smtp_servers import RecordingHandler, smtp_server
 
 
 class PipeliningHandler(RecordingHandler):

@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from newsletter.db import MIGRATIONS, SCHEMA_REVISION, init_store, make_engine, open_store
+from newsletter.store.engine import MIGRATIONS, SCHEMA_REVISION, init_store, make_engine, open_store
 from newsletter.errors import StoreError
-from newsletter.models import Base
+from newsletter.store.models import Base
 
 
 def test_init_creates_then_leaves_an_up_to_date_store_alone(database_url: str) -> None:

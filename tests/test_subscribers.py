@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import subscribers as service
-from newsletter.addresses import erasure_hash
-from newsletter.db import Store
+from newsletter.subscribers import queries, service
+from newsletter.subscribers.addresses import erasure_hash
+from newsletter.store.engine import Store
 from newsletter.errors import ConfigError, InvalidAddress, NotFound, Suppressed
-from newsletter.models import Consent, Erasure, Event, Source, Status, Subscriber
-from newsletter.subscribers import ConsentInfo
+from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
+from newsletter.subscribers.service import ConsentInfo
 
 MANUAL = ConsentInfo(Source.MANUAL, "v1", origin="test")
 KEY = "test-secret-key"
@@ -151,8 +151,8 @@ def test_query_streams_by_status_and_tag(store: Store) -> None:
     for index in range(25):
         add(store, f"p{index}@example.org", tags=["odd" if index % 2 else "even"], confirmed=index < 10)
     with store.session() as session:
-        everyone = [s.email for s in service.query(session, batch=7)]
-        confirmed_odd = [s.email for s in service.query(session, status="confirmed", tag="odd", batch=3)]
+        everyone = [s.email for s in queries.query(session, batch=7)]
+        confirmed_odd = [s.email for s in queries.query(session, status="confirmed", tag="odd", batch=3)]
     assert len(everyone) == 25 and len(set(everyone)) == 25
     assert confirmed_odd == [f"p{i}@example.org" for i in (1, 3, 5, 7, 9)]
 
@@ -162,7 +162,7 @@ def test_stats_count_by_status_and_tag(store: Store) -> None:
     add(store, "b@example.org", tags=["faq-updates", "client-stories"])
     with store.session() as session:
         service.forget(session, "b@example.org", secret_key=KEY)
-        data = service.stats(session)
+        data = queries.stats(session)
     assert data["total"] == 1 and data["erased"] == 1
     assert data["by_status"]["confirmed"] == 1 and data["by_status"]["pending"] == 0
     assert data["tags"] == {"faq-updates": 1}

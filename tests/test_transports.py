@@ -20,7 +20,7 @@ from typing import Literal
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.transports import (
+from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
     PermanentFailure,
@@ -34,12 +34,12 @@ from newsletter.transports import (
     open_transport,
     transport_class,
 )
-from newsletter.transports.console import ConsoleTransport
-from newsletter.transports.file import FileTransport, file_name
-from newsletter.transports.memory import MemoryTransport
-from newsletter.transports.smtp import SMTPTransport
+from newsletter.delivery.transports.console import ConsoleTransport
+from newsletter.delivery.transports.file import FileTransport, file_name
+from newsletter.delivery.transports.memory import MemoryTransport
+from newsletter.delivery.transports.smtp import SMTPTransport
 
-from .smtp_servers import (
+from tests.smtp_servers import (
     DROP,
     STALL,
     Certificate,
@@ -613,7 +613,7 @@ def test_the_password_never_appears_in_repr_str_or_describe(tmp_path: Path) -> N
 # --- the plugin door ------------------------------------------------------------------------------
 
 PLUGIN = """
-from newsletter.transports import SendResult, Transport, query_options, refuse_password
+from newsletter.delivery.transports import SendResult, Transport, query_options, refuse_password
 
 class FakeTransport(Transport):
     sent = []

@@ -21,18 +21,19 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import outbox
-from newsletter.db import Store, open_store
+from newsletter.delivery import ledger
+from newsletter.subscribers import queries
+from newsletter.store.engine import Store, open_store
 from newsletter.errors import ConfigError
-from newsletter.links import Links
-from newsletter.models import EventKind, Status, Subscriber
-from newsletter.transports import PermanentFailure, TemporaryFailure, TransportConfigError
-from newsletter.transports.memory import MemoryTransport
+from newsletter.delivery.links import Links
+from newsletter.store.models import EventKind, Status, Subscriber
+from newsletter.delivery.transports import PermanentFailure, TemporaryFailure, TransportConfigError
+from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.web import RateLimits, close_app, create_app, wsgi
 from newsletter.web.pages import ARCHIVE_CSP
 
-from .conftest import Newsletter
-from .web_fixtures import (
+from tests.conftest import Newsletter
+from tests.web_fixtures import (
     BASE,
     SECRET,
     add_subscriber,
@@ -272,7 +273,7 @@ def test_leaving_and_asking_again_stays_unsubscribed_until_the_new_confirmation(
     assert ana.events[-1].kind == EventKind.SUBSCRIBED and ana.events[-1].detail["while_status"] == "unsubscribed"
     assert ana.consents[-1].confirmed_at is None
     with store.session(commit=False) as session:
-        assert session.scalar(select(Subscriber.id).where(outbox.audience_filter([]))) is None
+        assert session.scalar(select(Subscriber.id).where(queries.audience([]))) is None
 
     second = sent(app)[-1]
     client.post(link_in(second, "confirm"))
@@ -289,9 +290,9 @@ def test_losing_a_race_for_a_new_address_is_retried_once(
 ) -> None:
     """Two requests for a new address at once: the loser's insert hits the unique key. A race is hard
     to produce on demand, so the unique-key violation is injected; the retry must then find the row."""
-    from newsletter.web import views
+    from newsletter.subscribers import service
 
-    real = views.request_signup
+    real = service.request_signup
     calls: list[int] = []
 
     def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -301,7 +302,7 @@ def test_losing_a_race_for_a_new_address_is_retried_once(
             raise IntegrityError("INSERT INTO subscribers ...", {}, Exception("duplicate key"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(views, "request_signup", racing)
+    monkeypatch.setattr(service, "request_signup", racing)
     assert subscribe(client, "ana@example.org").status_code == 200
     assert len(calls) == 2
     ana = find(store, "ana@example.org")
@@ -514,9 +515,9 @@ def test_the_archive_lists_campaigns_newest_first_and_serves_them_without_script
 ) -> None:
     assert b"No newsletters have been sent yet" in client.get("/archive").data
     with store.session() as session:
-        outbox.record_campaign(session, "older", "The older one", "<html><body><p>Old</p></body></html>")
-        outbox.record_campaign(session, "newer", "The <newer> one", "<html><body><p>New</p><script>alert(1)</script></body></html>")
-        outbox.record_campaign(session, "empty", "Not built", "")
+        ledger.record_campaign(session, "older", "The older one", "<html><body><p>Old</p></body></html>")
+        ledger.record_campaign(session, "newer", "The <newer> one", "<html><body><p>New</p><script>alert(1)</script></body></html>")
+        ledger.record_campaign(session, "empty", "Not built", "")
     index = client.get("/archive").get_data(as_text=True)
     assert index.index("The &lt;newer&gt; one") < index.index("The older one")
     assert "Not built" not in index and '<time datetime="' in index
@@ -784,7 +785,7 @@ def test_a_form_request_for_an_unsubscribed_address_does_not_open_it_to_imports(
 ) -> None:
     import io
 
-    from newsletter.importer import import_csv
+    from newsletter.subscribers.importer import import_csv
 
     subscribe(client, "gone@example.org")
     client.post(link_in(sent(app)[0], "confirm"))

@@ -25,14 +25,16 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
-from newsletter import sending
+from newsletter.delivery import service as delivery
+from newsletter.delivery.prepare import prepare
+from newsletter.delivery.transports import transport_factory
 from newsletter.config import Settings
-from newsletter.db import open_store
-from newsletter.models import EventKind
+from newsletter.store.engine import open_store
+from newsletter.store.models import EventKind
 from newsletter.web import close_app, create_app
 
-from .smtp_servers import Certificate, RecordingHandler, make_certificate, smtp_server
-from .web_fixtures import SECRET, find
+from tests.smtp_servers import Certificate, RecordingHandler, make_certificate, smtp_server
+from tests.web_fixtures import SECRET, find
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -184,8 +186,8 @@ def test_signup_confirm_campaign_and_one_click_unsubscribe(chromium: Browser, tm
             screenshots(page, "preferences")
 
             # 4. A campaign, through the real send path and the same SMTP server.
-            prepared = sending.prepare("evening-hours", settings)
-            result = sending.send(store, prepared, transport=sending.transport_factory(settings))
+            prepared = prepare("evening-hours", settings)
+            result = delivery.send(store, prepared, transport=transport_factory(settings))
             assert (result.counts.sent, result.counts.failed) == (1, 0)
             campaign = parsed(handler.received[-1].data)
             assert campaign["To"] == "Ana <ana@example.org>"

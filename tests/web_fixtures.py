@@ -15,14 +15,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from newsletter import subscribers as service
+from newsletter.subscribers import service
 from newsletter.config import Settings
-from newsletter.db import Store
-from newsletter.links import Links, Purpose
-from newsletter.models import Consent, Erasure, Event, Source, Status, Subscriber
-from newsletter.subscribers import ConsentInfo
-from newsletter.transports import OutgoingMessage
-from newsletter.transports.memory import MemoryTransport
+from newsletter.store.engine import Store
+from newsletter.delivery.links import Links, Purpose
+from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
+from newsletter.subscribers.service import ConsentInfo
+from newsletter.delivery.transports import OutgoingMessage
+from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.web import RateLimits, close_app, create_app
 
 SECRET = "web-test-secret-0123456789abcdef"

@@ -39,7 +39,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "newsletter" / "data"
+OUT_DIR = Path(__file__).resolve().parent.parent / "newsletter" / "campaigns" / "deid" / "data"
 
 CITY_MIN_POPULATION = 1000
 # Every alphabetic English word at or above this Zipf score goes into the table, so run time can tell

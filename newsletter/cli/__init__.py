@@ -11,9 +11,9 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import __version__
-from ..errors import NewsletterError
-from .app import App
+from newsletter import __version__
+from newsletter.errors import NewsletterError
+from newsletter.cli.app import App
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not the user's fault
 
@@ -51,7 +51,7 @@ class LazyGroup(NewsletterGroup):
         "init": "store_cmd:init",
         "config": "config_cmd:config",
         "subscribers": "subscribers_cmd:subscribers",
-        "campaign": "campaign_cmd:campaign",
+        "campaign": "campaign_cmd:campaign_group",
         "send-due": "schedule_cmd:send_due",
         "serve": "web_cmd:serve",
         "web": "web_cmd:web",

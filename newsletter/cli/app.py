@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ResolvedSettings, Settings, load_settings
-from ..db import Store, open_store
+from newsletter.config import ResolvedSettings, Settings, load_settings
+from newsletter.store.engine import Store, open_store
 
 
 @dataclass

@@ -5,13 +5,13 @@ from datetime import datetime
 
 import click
 
-from .. import sending
-from ..content import Campaign
-from ..errors import InputError
-from ..models import utcnow
-from ..schedule import send_due as run_send_due
-from .app import App
-from .output import interactive, json_option, print_json
+from newsletter.campaigns.content import Campaign
+from newsletter.errors import InputError
+from newsletter.store.models import utcnow
+from newsletter.delivery.schedule import send_due as run_send_due
+from newsletter.delivery.transports import transport_factory
+from newsletter.cli.app import App
+from newsletter.cli.output import interactive, json_option, print_json
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -41,7 +41,7 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
     """
     now = _parse_now(now_text)
     settings = app.settings
-    transport = sending.transport_factory(settings)
+    transport = transport_factory(settings)
 
     def confirm(due: list[Campaign]) -> bool:
         if yes:

@@ -10,13 +10,13 @@ from typing import IO, Any
 
 import click
 
-from .. import subscribers as service
-from ..errors import InputError
-from ..importer import import_csv
-from ..models import Source, Status
-from ..subscribers import ConsentInfo
-from .app import App
-from .output import interactive, json_option, print_json, print_table
+from newsletter.subscribers import queries, service
+from newsletter.errors import InputError
+from newsletter.subscribers.importer import import_csv
+from newsletter.store.models import Source, Status
+from newsletter.subscribers.consent import ConsentInfo
+from newsletter.cli.app import App
+from newsletter.cli.output import interactive, json_option, print_json, print_table
 
 STATUS = click.Choice([s.value for s in Status])
 EXPORT_FIELDS = ["email", "name", "status", "tags", "source", "created_at", "confirmed_at", "unsubscribed_at"]
@@ -64,7 +64,7 @@ def add(
             resubscribe=resubscribe,
             secret_key=settings.secret_key,
         )
-        record = service.summary(result.subscriber)
+        record = queries.summary(result.subscriber)
     if as_json:
         print_json({"outcome": result.outcome, **record})
     else:
@@ -151,7 +151,7 @@ def _filters(func: Any) -> Any:
 def list_(app: App, status: str | None, tag: str | None, as_json: bool) -> None:
     """List subscribers, by status or tag."""
     with app.store.session() as session:
-        records = [service.summary(s) for s in service.query(session, status=status, tag=tag)]
+        records = [queries.summary(s) for s in queries.query(session, status=status, tag=tag)]
     if as_json:
         print_json(records)
         return
@@ -194,7 +194,7 @@ def export(app: App, fmt: str, status: str | None, tag: str | None, output: Path
     """
     write = _json_lines if fmt == "json" else _csv_lines
     with app.store.session() as session:
-        records = (service.summary(s) for s in service.query(session, status=status, tag=tag))
+        records = (queries.summary(s) for s in queries.query(session, status=status, tag=tag))
         if output is None:
             for chunk in write(records):
                 click.echo(chunk, nl=False)
@@ -217,7 +217,7 @@ def show(app: App, email: str, as_json: bool) -> None:
     Events and consent included: the answer to a GDPR access request. The access itself is logged.
     """
     with app.store.session() as session:
-        report = service.access_report(session, service.get(session, email), actor="cli")
+        report = queries.access_report(session, service.get(session, email), actor="cli")
     if as_json:
         print_json(report)
         return
@@ -248,7 +248,7 @@ def unsubscribe(app: App, email: str, as_json: bool) -> None:
     with app.store.session() as session:
         subscriber = service.get(session, email)
         changed = service.unsubscribe(session, subscriber, actor="cli", via="newsletter subscribers unsubscribe")
-        record = service.summary(subscriber)
+        record = queries.summary(subscriber)
     if as_json:
         print_json({"changed": changed, **record})
     elif changed:
@@ -285,7 +285,7 @@ def forget(app: App, email: str, yes: bool, as_json: bool) -> None:
 def stats(app: App, as_json: bool) -> None:
     """Count subscribers by status and by tag."""
     with app.store.session() as session:
-        data = service.stats(session)
+        data = queries.stats(session)
     if as_json:
         print_json(data)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .app import App
+from newsletter.cli.app import App
 
 
 @click.command()
@@ -22,7 +22,7 @@ def serve(app: App, host: str, port: int) -> None:
     """
     from werkzeug.serving import make_server
 
-    from ..web import close_app, create_app
+    from newsletter.web import close_app, create_app
 
     settings = app.settings
     web = create_app(settings, store=app.store)
@@ -58,6 +58,6 @@ def snippet(app: App) -> None:
     The form posts to public_base_url/subscribe, so set public_base_url first. It carries the
     consent wording and topics in force now: print it again whenever either changes.
     """
-    from ..web.snippet import signup_snippet
+    from newsletter.web.snippet import signup_snippet
 
     click.echo(signup_snippet(app.settings), nl=False)

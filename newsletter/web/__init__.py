@@ -16,26 +16,24 @@ limits a shared ``storage_uri``: each process otherwise counts on its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
 from jinja2 import StrictUndefined
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..addresses import clean_tag
-from ..config import Settings, load_settings
-from ..db import Store, open_store
-from ..errors import ConfigError, InputError
-from ..links import Links
-from ..sending import transport_factory
-from ..transports import Transport
-from . import pages, views
-from .emails import SignupEmails, describe_duration
-from .forms import MAX_FIELDS
-from .mailer import Mailer
-from .ratelimit import RateLimits, SignupLimiter
-from .state import EXTENSION, WebState
+from newsletter.subscribers.addresses import clean_tag
+from newsletter.config import Settings, load_settings
+from newsletter.store.engine import Store, open_store
+from newsletter.errors import ConfigError, InputError
+from newsletter.delivery.links import Links
+from newsletter.delivery.transports import TransportFactory, transport_factory
+from newsletter.web import pages, views
+from newsletter.web.emails import SignupEmails, describe_duration
+from newsletter.web.forms import MAX_FIELDS
+from newsletter.web.mailer import Mailer
+from newsletter.web.ratelimit import RateLimits, SignupLimiter
+from newsletter.web.state import EXTENSION, WebState
 
 __all__ = ["RateLimits", "WebState", "close_app", "create_app", "wsgi"]
 
@@ -46,7 +44,7 @@ def create_app(
     settings: Settings,
     *,
     store: Store | None = None,
-    transport: Callable[[], Transport] | None = None,
+    transport: TransportFactory | None = None,
     rate_limits: RateLimits | None = None,
     proxy_hops: int = 0,
 ) -> Flask:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import CampaignRecord
+from newsletter.store.models import StartedCampaign
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,13 +21,13 @@ class ArchiveEntry:
 def entries(session: Session) -> list[ArchiveEntry]:
     """Campaigns with a web version, newest first (by when sending started)."""
     rows = session.scalars(
-        select(CampaignRecord)
-        .where(CampaignRecord.web_html != "")
-        .order_by(CampaignRecord.created_at.desc(), CampaignRecord.id.desc())
+        select(StartedCampaign)
+        .where(StartedCampaign.web_html != "")
+        .order_by(StartedCampaign.created_at.desc(), StartedCampaign.id.desc())
     )
     return [ArchiveEntry(r.slug, r.subject, r.created_at) for r in rows]
 
 
 def web_version(session: Session, slug: str) -> str | None:
-    record = session.scalar(select(CampaignRecord).where(CampaignRecord.slug == slug))
+    record = session.scalar(select(StartedCampaign).where(StartedCampaign.slug == slug))
     return record.web_html if record is not None and record.web_html else None

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import email.policy
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from ..config import Settings
-from ..errors import ConfigError, NewsletterError
-from ..mime import HeaderError, check_address, clean_header_value
-from ..sending import dkim_signer, envelope_address
-from ..transports import OutgoingMessage
-from . import jinja_env
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.delivery.dkim import Signer, dkim_signer
+from newsletter.delivery.headers import HeaderError, check_address, clean_header_value, envelope_address
+from newsletter.delivery.transports import OutgoingMessage
+from newsletter.web import jinja_env
 
 
 def usable_recipient(email_address: str) -> str:
@@ -57,7 +56,7 @@ class SignupEmails:
         except HeaderError as exc:
             raise ConfigError(f"from_address/reply_to: {exc}") from None
         self.settings = settings
-        self.sign: Callable[[bytes], bytes] | None = dkim_signer(settings, self.domain)
+        self.sign: Signer | None = dkim_signer(settings, self.domain)
 
     def confirmation(self, recipient: str, confirm_url: str) -> OutgoingMessage:
         return self._message(

@@ -13,10 +13,10 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import MultiDict
 
-from ..addresses import Address, clean_name, normalise_address
-from ..errors import InputError, InvalidAddress, NewsletterError
-from ..mime import HeaderError
-from .emails import usable_recipient
+from newsletter.subscribers.addresses import Address, clean_name, normalise_address
+from newsletter.errors import InputError, InvalidAddress, NewsletterError
+from newsletter.delivery.headers import HeaderError
+from newsletter.web.emails import usable_recipient
 
 EMAIL_MAX = 320
 NAME_INPUT_MAX = 400  # before cleaning; clean_name then holds the stored name to NAME_MAX

@@ -15,13 +15,10 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
 
-from ..transports import OutgoingMessage, Transport, TransportError
+from newsletter.delivery.transports import OutgoingMessage, TransportError, TransportFactory
 
 log = logging.getLogger(__name__)
-
-TransportFactory = Callable[[], Transport]
 
 
 class Mailer:

@@ -13,10 +13,10 @@ from flask import Flask, Response, render_template
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..errors import NewsletterError, NotFound, StoreError
-from ..links import BadToken
-from .forms import FormError
-from .ratelimit import RateLimited
+from newsletter.errors import NewsletterError, NotFound, StoreError
+from newsletter.delivery.links import BadToken
+from newsletter.web.forms import FormError
+from newsletter.web.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from ..errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError, NewsletterError
 
 
 class RateLimited(NewsletterError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..config import Settings
-from . import jinja_env
+from newsletter.config import Settings
+from newsletter.web import jinja_env
 
 
 def signup_snippet(settings: Settings) -> str:

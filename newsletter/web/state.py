@@ -6,12 +6,12 @@ import dataclasses
 
 from flask import current_app
 
-from ..config import Settings
-from ..db import Store
-from ..links import Links
-from .emails import SignupEmails
-from .mailer import Mailer
-from .ratelimit import SignupLimiter
+from newsletter.config import Settings
+from newsletter.store.engine import Store
+from newsletter.delivery.links import Links
+from newsletter.web.emails import SignupEmails
+from newsletter.web.mailer import Mailer
+from newsletter.web.ratelimit import SignupLimiter
 
 EXTENSION = "newsletter"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..links import BadToken, Links, Purpose
-from ..models import Subscriber
+from newsletter.delivery.links import BadToken, Links, Purpose
+from newsletter.store.models import Subscriber
 
 TOKEN_MAX = 512  # ours are about 60-90 characters; anything much longer is not one of ours
 

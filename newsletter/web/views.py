@@ -15,16 +15,16 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from .. import subscribers
-from ..links import BadToken, Purpose
-from ..models import Source, Status, Subscriber
-from ..subscribers import ConsentInfo
-from . import archive, forms, preferences
-from .forms import SignupForm
-from .pages import ARCHIVE_CSP
-from .signup import Reply, SignupOutcome, awaiting_confirmation, confirm, ip_hash, request_signup
-from .state import WebState, web_state
-from .tokens import subscriber_for
+from newsletter.delivery.links import BadToken, Purpose
+from newsletter.store.models import Source, Status, Subscriber
+from newsletter.subscribers import service as subscribers
+from newsletter.subscribers.consent import ConsentInfo, ip_hash
+from newsletter.subscribers.service import Reply, SignupOutcome
+from newsletter.web import archive, forms
+from newsletter.web.forms import SignupForm
+from newsletter.web.pages import ARCHIVE_CSP
+from newsletter.web.state import WebState, web_state
+from newsletter.web.tokens import subscriber_for
 
 log = logging.getLogger(__name__)
 bp = Blueprint("newsletter", __name__)
@@ -72,8 +72,14 @@ def _apply_signup(state: WebState, signup: SignupForm) -> SignupOutcome:
 
     def attempt() -> SignupOutcome:
         with state.store.session() as session:
-            return request_signup(
-                session, signup, consent, topic_choices=state.topic_choices, secret_key=settings.secret_key
+            return subscribers.request_signup(
+                session,
+                signup.address,
+                name=signup.name,
+                topics=signup.topics,
+                consent=consent,
+                topic_choices=state.topic_choices,
+                secret_key=settings.secret_key,
             )
 
     try:
@@ -137,7 +143,7 @@ def confirm_page(token: str) -> str:
     state = web_state()
     with state.store.session(commit=False) as session:
         subscriber = subscriber_for(session, state.links, "confirm", token)
-        if awaiting_confirmation(subscriber):
+        if subscribers.awaiting_confirmation(subscriber):
             return render_template("confirm.html", action=url_for(".confirm_post", token=token))
         return _confirmed_page(state, subscriber)
 
@@ -147,7 +153,7 @@ def confirm_post(token: str) -> str:
     state = web_state()
     with state.store.session() as session:
         subscriber = subscriber_for(session, state.links, "confirm", token)
-        confirm(session, subscriber)
+        subscribers.confirm_request(session, subscriber)
         return _confirmed_page(state, subscriber)
 
 
@@ -213,7 +219,9 @@ def preferences_post(token: str) -> str:
         if Status(subscriber.status).suppressed:
             return _preferences(state, subscriber, token, saved=False)
         form = forms.parse_preferences(_read_form(), state.topic_choices)
-        preferences.update_preferences(session, subscriber, form, state.topic_choices)
+        subscribers.update_preferences(
+            session, subscriber, topics=form.topics, paused=form.paused, topic_choices=state.topic_choices
+        )
         return _preferences(state, subscriber, token, saved=True)
 
 
@@ -223,7 +231,7 @@ def _preferences(state: WebState, subscriber: Subscriber, token: str, *, saved: 
     return render_template(
         "preferences.html",
         action=url_for(".preferences_post", token=token),
-        chosen=preferences.topics_of(subscriber, state.topic_choices),
+        chosen=subscribers.topics_of(subscriber, state.topic_choices),
         paused=subscriber.paused,
         pending=subscriber.status == Status.PENDING,
         saved=saved,

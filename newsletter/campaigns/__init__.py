@@ -1,0 +1,13 @@
+"""Campaigns: what staff write, and turning it into one email for everyone (stage one of two).
+
+- ``content`` and ``blocks``: the Markdown file, its front matter and its ``:::`` blocks.
+- ``templating``, ``sandbox``, ``render``, ``plaintext``: Jinja over MJML in a sandbox, compiled
+  ONCE per campaign into HTML and text with holes for the personal fields.
+- ``lint``, ``vignette``, ``deid/``: the checks before a build or a send, and the de-identification
+  gate for client vignettes with its reviewer sign-offs.
+- ``service``: listing, building to files and signing off, callable from Python.
+- ``preview``: the live preview server for staff.
+- ``templates/``: the default email templates; a clinic's ``templates/`` folder overrides them.
+
+May import: ``newsletter.config``, ``newsletter.errors``. Knows nothing of subscribers or sending.
+"""

@@ -1,0 +1,176 @@
+"""Campaign lint: the checks that run before every build and every send.
+
+Each issue names its check (``subject.length``, ``html.link``, ``deid.name``...), a message and, where
+it can be placed, a line of the campaign file. Errors stop a build or a send; warnings do not, except
+under ``--strict``, which treats every warning as an error. A missing or void vignette sign-off is a
+warning for lint but always stops a send (see :func:`newsletter.delivery.prepare.prepare`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from newsletter.campaigns import vignette
+from newsletter.campaigns.content import CampaignError, CampaignNotFound, load_campaign
+from newsletter.errors import NewsletterError
+from newsletter.campaigns.render import RenderedCampaign, render_campaign
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.campaigns.content import Campaign
+
+SUBJECT_MAX = 78
+HTML_MAX_BYTES = 90 * 1024  # Gmail clips messages at about 102 KB
+# Every element mjml-python knows; it passes unknown mj- tags through silently.
+MJML_ELEMENTS = frozenset(
+    """mjml mj-head mj-body mj-attributes mj-all mj-class mj-breakpoint mj-font mj-preview mj-style
+    mj-title mj-include mj-raw mj-accordion mj-accordion-element mj-accordion-title mj-accordion-text
+    mj-button mj-carousel mj-carousel-image mj-column mj-divider mj-group mj-hero mj-image mj-navbar
+    mj-navbar-link mj-section mj-social mj-social-element mj-spacer mj-table mj-text mj-wrapper""".split()
+)
+_MJ_TAG = re.compile(r"<(mj-[a-z0-9-]+)")
+
+
+@dataclass(frozen=True)
+class Issue:
+    check: str
+    message: str
+    line: int | None = None
+
+
+@dataclass
+class LintReport:
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    signoff_missing: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"errors": [asdict(i) for i in self.errors], "warnings": [asdict(i) for i in self.warnings]}
+
+    def strict(self) -> LintReport:
+        return LintReport(self.errors + self.warnings, [], self.signoff_missing)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.images: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and values.get("href"):
+            self.hrefs.append(values["href"] or "")
+        elif tag == "img":
+            self.images.append(values)
+
+
+def _line_of(campaign: Campaign, needle: str) -> int | None:
+    index = campaign.source.find(needle)
+    return None if index < 0 else campaign.source.count("\n", 0, index) + 1
+
+
+def _subject(campaign: Campaign, report: LintReport) -> None:
+    line = _line_of(campaign, "subject:")
+    if len(campaign.subject) > SUBJECT_MAX:
+        report.errors.append(
+            Issue("subject.length", f"the subject is {len(campaign.subject)} characters; keep it to {SUBJECT_MAX}", line)
+        )
+
+
+def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, report: LintReport) -> None:
+    for tag in sorted(set(_MJ_TAG.findall(rendered.mjml)) - MJML_ELEMENTS):
+        report.errors.append(Issue("mjml.unknown-element", f"<{tag}> is not an MJML element; it would pass through as raw HTML"))
+    html, text = rendered.preview()
+    size = len(html.encode("utf-8"))
+    if size > HTML_MAX_BYTES:
+        report.errors.append(
+            Issue("html.size", f"the HTML is {size // 1024} KB; Gmail clips emails over about 102 KB (limit {HTML_MAX_BYTES // 1024} KB)")
+        )
+    links = _Links()
+    links.feed(html)
+    for image in links.images:
+        if image.get("alt") is None or not (image.get("alt") or "").strip() and image.get("role") != "presentation":
+            report.errors.append(Issue("html.img-alt", f"image {image.get('src')!r} has no alt text", _line_of(campaign, str(image.get("src")))))
+    for href in links.hrefs:
+        if not (href.startswith("https://") or href.startswith("mailto:")):
+            report.errors.append(Issue("html.link", f"link {href!r} is not https", _line_of(campaign, href)))
+    unsubscribe = rendered.sample_urls["unsubscribe_url"]
+    if unsubscribe not in links.hrefs:
+        report.errors.append(Issue("footer.unsubscribe", "the HTML has no unsubscribe link"))
+    if unsubscribe not in text:
+        report.errors.append(Issue("footer.unsubscribe", "the text version has no unsubscribe link"))
+    address = " ".join(settings.postal_address.split())
+    shown = [" ".join(unescape(document).split()) for document in (html, text)]  # wrapping is fine
+    if not address or not all(address in document for document in shown):
+        report.errors.append(Issue("footer.postal-address", "the email does not show the postal address from settings"))
+
+
+def _deid(campaign: Campaign, report: LintReport) -> None:
+    try:
+        review = vignette.read_review(campaign)
+    except NewsletterError as exc:
+        report.errors.append(Issue("deid.review", str(exc), _line_of(campaign, "deid:")))
+        return
+    for item in vignette.scan(campaign, review):
+        f = item.finding
+        report.errors.append(
+            Issue(
+                f.check_id,
+                f"vignette {item.vignette}: {f.kind} {f.text!r} may identify a client ({f.reason}); "
+                "rewrite it, or have a reviewer accept it in the front matter",
+                item.line,
+            )
+        )
+    for problem in vignette.signoff_problems(campaign, review):
+        report.signoff_missing = True
+        report.warnings.append(Issue("deid.signoff", problem.message, problem.line))
+
+
+def lint_file(ref: str | Path, settings: Settings, *, strict: bool = False) -> LintReport:
+    """Lint a campaign by path or slug; a file that does not even load is reported as a ``campaign`` error.
+
+    (The loader itself refuses, among others, a subject with control characters or an unknown block kind.)
+    """
+    try:
+        campaign = load_campaign(ref, settings)
+    except CampaignNotFound:
+        raise
+    except CampaignError as exc:
+        return LintReport(errors=[Issue("campaign", exc.reason, exc.line)])
+    return lint_campaign(campaign, settings, strict=strict)
+
+
+def render_or_error(campaign: Campaign, settings: Settings) -> RenderedCampaign | NewsletterError:
+    """The campaign rendered once, or why it cannot be: lint reports the error as an issue."""
+    try:
+        return render_campaign(campaign, settings)
+    except NewsletterError as exc:
+        return exc
+
+
+def lint_campaign(
+    campaign: Campaign,
+    settings: Settings,
+    *,
+    rendered: RenderedCampaign | NewsletterError | None = None,
+    strict: bool = False,
+) -> LintReport:
+    """Every check on one campaign and its rendering (rendered here unless the caller has one)."""
+    if rendered is None:
+        rendered = render_or_error(campaign, settings)
+    report = LintReport()
+    _subject(campaign, report)
+    if isinstance(rendered, NewsletterError):
+        message = str(rendered)
+        check = "template.undefined" if "is undefined" in message else "mjml.parse" if "MJML" in message else "render"
+        report.errors.append(Issue(check, message))
+    else:
+        _html(campaign, rendered, settings, report)
+    _deid(campaign, report)
+    return report.strict() if strict else report

@@ -1,0 +1,102 @@
+"""What staff do with campaign files, callable from Python: list, scaffold, build to files, sign off.
+
+Sending is :mod:`newsletter.delivery.service`; this module knows nothing of subscribers or the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from newsletter.campaigns import vignette
+from newsletter.campaigns.content import Campaign, CampaignError, load_campaign, scaffold_campaign
+from newsletter.campaigns.render import RenderedCampaign
+from newsletter.config import Settings
+from newsletter.errors import InputError
+
+SAMPLE_NAME = "Sample Reader"
+
+
+@dataclass(frozen=True)
+class CampaignFile:
+    """One file in the campaigns folder: its campaign, or why it cannot be read."""
+
+    path: Path
+    campaign: Campaign | None
+    error: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return self.campaign.slug if self.campaign is not None else self.path.stem
+
+
+def campaign_files(settings: Settings) -> Iterator[CampaignFile]:
+    """Every Markdown file in the campaigns folder, in name order; unreadable ones say why."""
+    for path in sorted(settings.campaigns_path.glob("*.md")):
+        try:
+            yield CampaignFile(path, load_campaign(path, settings))
+        except CampaignError as exc:
+            yield CampaignFile(path, None, exc.reason)
+
+
+def create(settings: Settings, slug: str, *, faqs: Sequence[str] = (), vignette: bool = False) -> Path:
+    """Write ``campaigns/SLUG.md`` from the scaffold; an existing file is never overwritten."""
+    text = scaffold_campaign(slug, faqs=list(faqs), vignette=vignette)
+    folder = settings.campaigns_path
+    path = folder / f"{slug}.md"
+    if path.exists():
+        raise InputError(f"{path} already exists; choose another slug or edit that file")
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class BuiltFiles:
+    slug: str
+    files: dict[str, Path] = field(default_factory=dict)  # "html", "txt", "mjml" -> path
+    html_bytes: int = 0
+
+
+def sample(rendered: RenderedCampaign) -> tuple[str, str]:
+    """HTML and text as a sample recipient sees them, with the sample links."""
+    return rendered.personalise({"name": SAMPLE_NAME, **rendered.sample_urls})
+
+
+def write_files(rendered: RenderedCampaign, folder: Path) -> BuiltFiles:
+    """Write SLUG.html, SLUG.txt and SLUG.mjml for a sample recipient into ``folder``."""
+    html, text = sample(rendered)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for suffix, content in (("html", html), ("txt", text), ("mjml", rendered.mjml)):
+        path = folder / f"{rendered.slug}.{suffix}"
+        path.write_text(content, encoding="utf-8")
+        files[suffix] = path
+    return BuiltFiles(rendered.slug, files, len(html.encode()))
+
+
+def sign_off(
+    ref: str | Path, settings: Settings, reviewer: str, *, numbers: Sequence[int] = (), when: date | None = None
+) -> tuple[Campaign, list[int]]:
+    """Record a reviewer's sign-off of vignettes (all by default) in the campaign file.
+
+    Refused while the de-identification gate still has findings that no reviewer accepted.
+    """
+    loaded = load_campaign(ref, settings)
+    if not loaded.vignettes:
+        raise InputError(f"{loaded.slug} has no vignettes to sign off")
+    chosen = list(numbers) or list(range(1, len(loaded.vignettes) + 1))
+    findings = [f for f in vignette.scan(loaded, vignette.read_review(loaded)) if f.vignette in chosen]
+    if findings:
+        first = findings[0]
+        raise InputError(
+            f"vignette {first.vignette} still has {len(findings)} unaccepted finding(s), e.g. "
+            f"{first.finding.kind} {first.finding.text!r} on line {first.line}; fix or accept them first"
+        )
+    text = vignette.with_signoff(loaded, " ".join(reviewer.split()), when or date.today(), chosen)
+    if loaded.path is None:
+        raise InputError(f"{loaded.slug} is not a file and cannot be signed off")
+    loaded.path.write_text(text, encoding="utf-8")
+    return loaded, chosen

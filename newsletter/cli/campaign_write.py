@@ -1,0 +1,168 @@
+"""``campaign new``, ``lint``, ``build``, ``preview``, ``signoff`` and ``list``: working on campaign files."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from newsletter.campaigns import service as campaigns
+from newsletter.campaigns.lint import lint_file
+from newsletter.cli.app import App
+from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain, print_issues
+from newsletter.cli.output import json_option, print_json, print_table
+from newsletter.delivery import service as delivery
+
+
+@click.command("new")
+@click.argument("slug")
+@click.option("--faq", "faqs", multiple=True, metavar="QUESTION", help="Add an FAQ block with this question (repeatable).")
+@click.option("--vignette", is_flag=True, help="Add a client-vignette block (it will need a reviewer sign-off).")
+@json_option
+@click.pass_obj
+def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool, as_json: bool) -> None:
+    """Create campaigns/SLUG.md from a scaffold."""
+    path = campaigns.create(app.settings, slug, faqs=faqs, vignette=vignette)
+    if as_json:
+        print_json({"campaign": slug, "path": str(path)})
+    else:
+        click.echo(f"Created {path}. Next: edit it, then `newsletter campaign lint {slug}`.")
+
+
+@click.command()
+@CAMPAIGN
+@click.option("--strict", is_flag=True, help="Treat warnings (e.g. a missing vignette sign-off) as errors.")
+@json_option
+@click.pass_obj
+def lint(app: App, ref: str, strict: bool, as_json: bool) -> None:
+    """Check a campaign; exit 1 on any error.
+
+    Checks MJML elements, HTML size, links, alt text, the footer (unsubscribe link, postal address),
+    the subject, the templates, and runs the de-identification gate on vignettes.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    report = lint_file(ref, app.settings, strict=strict)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_issues(report, limit=1000)
+        verdict = "failed" if report.errors else "passed"
+        click.echo(f"Lint {verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s).")
+    if report.errors:
+        sys.exit(1)
+
+
+@click.command()
+@CAMPAIGN
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default="build",
+              show_default=True, help="Folder to write SLUG.html, SLUG.txt and SLUG.mjml into.")
+@json_option
+@click.pass_obj
+def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
+    """Write a campaign's HTML, text and MJML.
+
+    Lints first (errors stop the build), then renders for a sample recipient into the output folder.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
+    """
+    prepared = prepare_or_explain(app, ref, for_send=False)
+    built = campaigns.write_files(prepared.rendered, app.settings.resolve_path(folder))
+    written = {suffix: str(path) for suffix, path in built.files.items()}
+    if as_json:
+        print_json({"campaign": built.slug, "files": written, "html_bytes": built.html_bytes,
+                    "warnings": [dataclasses.asdict(w) for w in prepared.report.warnings]})
+        return
+    print_issues(prepared.report)
+    click.echo(f"Built {built.slug}: {written['html']} ({built.html_bytes // 1024} KB), {written['txt']}, {written['mjml']}")
+
+
+@click.command()
+@CAMPAIGN
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it local).")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.pass_obj
+def preview(app: App, ref: str, host: str, port: int) -> None:
+    """Preview at desktop and mobile widths, live.
+
+    Serves the campaign on localhost side by side at 800 and 375 px and reloads when the campaign
+    file or a template is saved.
+
+    CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
+    """
+    from newsletter.campaigns.content import load_campaign
+    from newsletter.campaigns.preview import PreviewState, make_server
+    from newsletter.campaigns.render import render_campaign
+
+    settings = app.settings
+    first = load_campaign(ref, settings)
+    path = first.path
+
+    def render() -> str:
+        return campaigns.sample(render_campaign(load_campaign(ref, settings), settings))[0]
+
+    def watched() -> list[Path]:
+        templates = sorted(settings.templates_path.rglob("*.j2")) if settings.templates_path.is_dir() else []
+        return [p for p in [path, *templates] if p is not None]
+
+    server = make_server(PreviewState(render, watched), first.subject, host, port)
+    click.echo(f"Previewing {first.slug} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    finally:
+        server.server_close()
+
+
+@click.command()
+@CAMPAIGN
+@click.option("--reviewer", required=True, help="Who reviewed the vignettes (recorded in the front matter).")
+@click.option("--vignette", "numbers", multiple=True, type=click.IntRange(min=1), help="Vignette number (default: all).")
+@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of the review (default: today).")
+@json_option
+@click.pass_obj
+def signoff(app: App, ref: str, reviewer: str, numbers: tuple[int, ...], when: datetime | None, as_json: bool) -> None:
+    """Record a reviewer's sign-off of vignettes.
+
+    The sign-off stores the reviewer, the date and a hash of each vignette's text, so any later
+    edit voids it.
+
+    Refused while the de-identification gate still has findings that no reviewer accepted.
+    """
+    loaded, chosen = campaigns.sign_off(ref, app.settings, reviewer, numbers=numbers, when=when.date() if when else None)
+    if as_json:
+        print_json({"campaign": loaded.slug, "vignettes": chosen, "reviewer": reviewer})
+    else:
+        click.echo(f"Signed off vignette(s) {', '.join(map(str, chosen))} of {loaded.slug} for {reviewer}.")
+
+
+@click.command("list")
+@json_option
+@click.pass_obj
+def list_(app: App, as_json: bool) -> None:
+    """List campaigns and their sending state.
+
+    Every Markdown file in campaigns_dir with its subject, send_at and progress.
+    """
+    settings = app.settings
+    rows = []
+    for file in campaigns.campaign_files(settings):
+        loaded = file.campaign
+        if loaded is None:
+            rows.append({"campaign": file.slug, "path": str(file.path), "subject": None, "send_at": None, "state": "invalid", "error": file.error})
+            continue
+        row = delivery.status_dict(loaded.slug, delivery.status(app.store, loaded.slug))
+        rows.append({"path": str(file.path), "subject": loaded.subject,
+                     "send_at": loaded.send_at.isoformat() if loaded.send_at else None, **row})
+    if as_json:
+        print_json(rows)
+        return
+    print_table(f"{len(rows)} campaign(s) in {settings.campaigns_path}", ["campaign", "subject", "send at", "state", "sent", "pending"],
+                [(r["campaign"], r["subject"] or r.get("error"), r["send_at"] or "", r["state"], r.get("sent", ""), r.get("pending", "")) for r in rows])
+
+
+COMMANDS = (new, lint, build, preview, signoff, list_)

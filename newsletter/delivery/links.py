@@ -1,0 +1,92 @@
+"""Signed links in emails: confirm, unsubscribe, preferences; and the archive's public URLs.
+
+Each token is signed with the secret key under its own salt, so a token made for one purpose is
+worthless for another. It carries the subscriber's id and a keyed fingerprint of their address: a
+token stays bound to the person even if an id were ever reused after an erasure, and the URL reveals
+nothing about the address (itsdangerous payloads are signed, not encrypted).
+
+Unsubscribe and preferences tokens never expire: an unsubscribe link in a years-old email must still
+work. Confirm tokens expire after ``confirm_max_age`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
+
+from newsletter.errors import NewsletterError
+
+Purpose = Literal["confirm", "unsubscribe", "preferences"]
+PURPOSES: tuple[Purpose, ...] = ("confirm", "unsubscribe", "preferences")
+DEFAULT_CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
+class BadToken(NewsletterError):
+    """A token that is forged, truncated, expired, or made for another purpose or person."""
+
+
+@dataclass(frozen=True)
+class TokenClaim:
+    subscriber_id: int
+    fingerprint: str
+
+
+class Links:
+    """Makes and checks the personal URLs under ``public_base_url``."""
+
+    def __init__(self, secret_key: str, public_base_url: str, *, confirm_max_age: int = DEFAULT_CONFIRM_MAX_AGE):
+        if not secret_key:
+            raise NewsletterError("NEWSLETTER_SECRET_KEY is not set; it is needed to sign links in emails")
+        self._key = secret_key.encode()
+        self.base = public_base_url.rstrip("/")
+        self.confirm_max_age = confirm_max_age
+        # The payload is short plain text ("id-fingerprint"), signed with its purpose's salt: no JSON
+        # or compression per link, which matters with two links in every message of a campaign.
+        self._signers: dict[str, Signer] = {
+            purpose: (TimestampSigner if purpose == "confirm" else Signer)(
+                secret_key, salt=f"newsletter.{purpose}", digest_method=hashlib.sha256
+            )
+            for purpose in PURPOSES
+        }
+
+    def tag(self, value: str) -> str:
+        """A short keyed digest of ``value``: unguessable without the secret key, stable with it."""
+        return hmac.new(self._key, b"tag:" + value.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def fingerprint(self, email_key: str) -> str:
+        return hmac.new(self._key, b"fingerprint:" + email_key.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def token(self, purpose: Purpose, subscriber_id: int, email_key: str) -> str:
+        payload = f"{subscriber_id}-{self.fingerprint(email_key)}"
+        return self._signers[purpose].sign(payload).decode("ascii")
+
+    def read(self, purpose: Purpose, token: str) -> TokenClaim:
+        """The claim in a token; raises :class:`BadToken` for anything not made by us for this purpose."""
+        signer = self._signers[purpose]
+        try:
+            if isinstance(signer, TimestampSigner):
+                payload = signer.unsign(token, max_age=self.confirm_max_age)
+            else:
+                payload = signer.unsign(token)
+        except SignatureExpired:
+            raise BadToken("this link has expired; please sign up again") from None
+        except BadSignature:
+            raise BadToken("this link is not valid") from None
+        subscriber_id, _, fingerprint = payload.decode("ascii", "replace").partition("-")
+        if not subscriber_id.isdigit() or len(fingerprint) != 16:
+            raise BadToken("this link is not valid")
+        return TokenClaim(int(subscriber_id), fingerprint)
+
+    def matches(self, claim: TokenClaim, email_key: str) -> bool:
+        return hmac.compare_digest(claim.fingerprint, self.fingerprint(email_key))
+
+    def url(self, purpose: Purpose, subscriber_id: int, email_key: str) -> str:
+        return f"{self.base}/{purpose}/{self.token(purpose, subscriber_id, email_key)}"
+
+    def archive_url(self, slug: str | None = None) -> str:
+        return f"{self.base}/archive" + (f"/{quote(slug)}" if slug else "")

@@ -1,0 +1,107 @@
+"""Getting a campaign ready to send: load it, render it once, lint the rendering, and know how to
+build each recipient's message from it.
+
+Everything here is done once per campaign; per recipient, :meth:`Prepared.message_for` joins only
+the personal parts (name, address, links, Message-ID) into the prepared message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.campaigns.content import Campaign, load_campaign
+from newsletter.campaigns.lint import LintReport, lint_campaign, render_or_error
+from newsletter.campaigns.render import RenderedCampaign, render_campaign
+from newsletter.config import Settings
+from newsletter.delivery.dkim import Signer, dkim_signer
+from newsletter.delivery.headers import clean_header_value, envelope_address, format_address
+from newsletter.delivery.ledger import Claim
+from newsletter.delivery.links import Links
+from newsletter.delivery.mime import MessageFactory
+from newsletter.delivery.transports import OutgoingMessage
+from newsletter.errors import NewsletterError
+
+
+class LintFailed(NewsletterError):
+    """The campaign has lint errors (or unsigned vignettes) and may not be built or sent."""
+
+    def __init__(self, message: str, report: LintReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class Prepared:
+    """A campaign ready to go: rendered once, linted, with what makes each recipient's message."""
+
+    campaign: Campaign
+    rendered: RenderedCampaign
+    report: LintReport
+    settings: Settings
+    links: Links | None  # None when only building: no secret key is needed to look at a campaign
+    factory: MessageFactory
+    dkim: Signer | None = None
+
+    @property
+    def web_html(self) -> str:
+        """The archive's web version: no greeting, no personal links, nothing about anyone."""
+        html, _ = render_campaign(self.campaign, self.settings, web=True).preview()
+        return html
+
+    def _links(self) -> Links:
+        if self.links is None:
+            raise NewsletterError("this campaign was prepared for building, not for sending")
+        return self.links
+
+    def check_recipient(self, email: str, name: str) -> None:
+        """Raise if this recipient's message cannot be built. The rest of a message is the same for
+        everyone, or made of our own URLs, so only the address and the name need checking."""
+        format_address(clean_header_value(name or ""), envelope_address(email))
+
+    def message_id(self, campaign_id: int, outbox_id: int) -> str:
+        # The same row always gets the same Message-ID, so a message resent after a crash can be
+        # recognised as a duplicate by the receiving side.
+        tag = self._links().tag(f"message:{campaign_id}.{outbox_id}")
+        return f"<c{campaign_id}.m{outbox_id}.{tag}@{self.factory.domain}>"
+
+    def message_for(self, item: Claim, *, campaign_id: int) -> OutgoingMessage:
+        message_id = self.message_id(campaign_id, item.outbox_id)
+        address = envelope_address(item.email)
+        links = self._links()
+        data = self.factory.build(
+            address,
+            item.name,
+            links.url("unsubscribe", item.subscriber_id, item.email_key),
+            links.url("preferences", item.subscriber_id, item.email_key),
+            message_id=message_id,
+        )
+        if self.dkim is not None:
+            data = self.dkim(data)
+        return OutgoingMessage(self.settings.from_address, address, data, message_id)
+
+
+def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True) -> Prepared:
+    """Load a campaign, render it once and lint the rendering.
+
+    Lint errors, or an unsigned vignette when sending, raise :class:`LintFailed` with the report.
+    """
+    campaign = load_campaign(ref, settings)
+    rendered = render_or_error(campaign, settings)
+    report = lint_campaign(campaign, settings, rendered=rendered)
+    if report.errors or isinstance(rendered, NewsletterError):
+        raise LintFailed(
+            f"{campaign.slug}: {len(report.errors)} lint error(s); run `newsletter campaign lint {campaign.slug}`",
+            report,
+        )
+    if for_send and report.signoff_missing:
+        raise LintFailed(
+            f"{campaign.slug}: every vignette needs a current reviewer sign-off before it is sent; "
+            f"see `newsletter campaign lint {campaign.slug}` and `newsletter campaign signoff`",
+            report,
+        )
+    links = None
+    if for_send:
+        links = Links(settings.require_secret_key(), settings.public_base_url, confirm_max_age=settings.confirm_max_age)
+    factory = MessageFactory(rendered, settings)
+    return Prepared(campaign, rendered, report, settings, links, factory, dkim_signer(settings, factory.domain))

@@ -1,0 +1,144 @@
+"""The store: engine, sessions and schema upgrades (Alembic migrations shipped in the package)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.errors import StoreError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration. Kept here so that opening the store does not import Alembic (a test checks it
+# against the migration scripts); every command opens the store, only `init` migrates.
+SCHEMA_REVISION = "0002"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets a web process read while a send writes; the busy timeout makes writers queue, not fail.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings this project relies on."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                folder = Path(parsed.database).parent
+                if not folder.is_dir():
+                    raise StoreError(f"cannot create the store: folder {folder} does not exist")
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreError(f"unusable database URL: {exc}") from exc
+
+
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    command.upgrade(config, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+@dataclass
+class Store:
+    """A database with the project's schema: hands out sessions."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @contextlib.contextmanager
+    def session(self, *, commit: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed on success (unless ``commit`` is false, as for a
+        dry run), rolled back on any exception."""
+        with self.sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original or exc).strip().splitlines()[0]
+
+
+def init_store(url: str) -> tuple[str | None, str | None]:
+    """Create the schema or upgrade it to the newest revision. Safe to run any number of times.
+
+    Returns the revision before and after.
+    """
+    engine = make_engine(url)
+    try:
+        before = current_revision(engine)
+        _upgrade(engine)
+        return before, current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the store: {_describe(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Open the store at ``url``.
+
+    An empty database is initialised on first use when ``create`` is true. A store at an older revision
+    is never upgraded behind the user's back: that takes ``newsletter init``.
+    """
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+        if revision is None:
+            if not create:
+                raise StoreError("the store is not initialised; run `newsletter init`")
+            if inspect(engine).get_table_names():
+                raise StoreError("the database holds tables that are not a newsletter store")
+            _upgrade(engine)
+        elif revision != SCHEMA_REVISION:
+            raise StoreError(
+                f"the store is at schema revision {revision}, this version needs {SCHEMA_REVISION}; "
+                "run `newsletter init` to upgrade it"
+            )
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot reach the store: {_describe(exc)}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, sessionmaker(engine, expire_on_commit=False))

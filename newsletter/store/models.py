@@ -1,0 +1,270 @@
+"""The store's tables, as SQLAlchemy 2.x typed models. The same models run on SQLite and PostgreSQL.
+
+Schema changes go through an Alembic migration in ``newsletter/migrations/versions``; a test checks that
+the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite has no time zones of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def suppressed(self) -> bool:
+        return self in SUPPRESSED
+
+
+SUPPRESSED = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
+
+
+class Source(enum.StrEnum):
+    """How a subscriber (or a consent) arrived."""
+
+    FORM = "form"
+    IMPORT = "import"
+    MANUAL = "manual"
+
+
+class EventKind(enum.StrEnum):
+    SUBSCRIBED = "subscribed"
+    IMPORTED = "imported"
+    CONFIRMED = "confirmed"
+    UPDATED = "updated"
+    UNSUBSCRIBED = "unsubscribed"
+    RESUBSCRIBED = "resubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    EXPORTED = "exported"
+    PREFERENCES = "preferences"
+
+
+def _check_in(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in enum_cls)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (_check_in("status", Status), _check_in("source", Source))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # The normalised address folded to lower case: uniqueness is case-insensitive on every backend.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    # Chosen on the preferences page: no campaign mail while paused, without leaving the list.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    tags: Mapped[list[SubscriberTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="SubscriberTag.tag"
+    )
+    consents: Mapped[list[Consent]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Consent.id"
+    )
+    events: Mapped[list[Event]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Event.id"
+    )
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t.tag for t in self.tags]
+
+
+class SubscriberTag(Base):
+    __tablename__ = "subscriber_tags"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Event(Base):
+    """One line of a subscriber's append-only history."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subscriber_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Consent(Base):
+    """When and how a subscriber agreed, to which wording, and what confirmed it."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index("ix_consents_subscriber_id", "subscriber_id"),
+        _check_in("method", Source),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(16))
+    wording_version: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where it was given: the form's URL, the import file's name, or the staff member's note.
+    origin: Mapped[str] = mapped_column(Text, default="")
+    # A keyed hash, never the address itself: enough to spot abuse, useless for tracking.
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None]
+    confirm_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+
+
+class Erasure(Base):
+    """An address erased under GDPR Art. 17, kept only as an HMAC so its suppression still holds."""
+
+    __tablename__ = "erasures"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"  # to be sent (now, or after retry_after)
+    SENDING = "sending"  # claimed by a run; its outcome is not recorded yet
+    SENT = "sent"
+    FAILED = "failed"  # refused for good, or broke the transport
+    SKIPPED = "skipped"  # the subscriber left (or paused) before their turn came
+
+
+class StartedCampaign(Base):
+    """A campaign that has started sending: its audience is fixed in the outbox from then on."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(998))
+    # The web version for the archive: the campaign's HTML with no personal data in it.
+    web_html: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class OutboxRow(Base):
+    """One message of one campaign to one subscriber: the send ledger."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id"),
+        Index("ix_outbox_campaign_id_state", "campaign_id", "state"),
+        _check_in("state", OutboxState),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # SET NULL: erasing a person keeps the campaign's counts but nothing about them.
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    retry_after: Mapped[datetime | None]
+    # A run that has spent its attempts on this row leaves it pending for the next run.
+    deferred_by: Mapped[str | None] = mapped_column(String(64))
+    # Set (and committed) just before the message is handed to the transport: after a crash, only
+    # such a row may have gone out, so only it is reported as possibly duplicated.
+    in_flight: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    possibly_duplicated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+
+
+class SendRun(Base):
+    """A process sending (part of) a campaign; its heartbeat tells others whether its claims are live."""
+
+    __tablename__ = "send_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class Lease(Base):
+    """A named lock that expires: held by one process at a time, taken over once it runs out."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]

@@ -1,0 +1,118 @@
+"""Reading the list: who receives a campaign, listings, exports, access reports and counts.
+
+Nothing here changes a subscriber; an access report only appends the event that says it was
+handed out (through :func:`newsletter.subscribers.service.log_event`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from newsletter.store.models import Erasure, EventKind, Status, Subscriber, SubscriberTag
+from newsletter.subscribers.service import log_event
+
+
+def audience(tags: Iterable[str]) -> ColumnElement[bool]:
+    """Who receives a campaign, as a filter on subscribers: confirmed, not paused, and (if the
+    campaign names tags) holding one of them."""
+    condition = and_(Subscriber.status == Status.CONFIRMED.value, Subscriber.paused.is_(False))
+    tags = list(tags)
+    if tags:
+        tagged = exists().where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag.in_(tags))
+        condition = and_(condition, tagged)
+    return condition
+
+
+
+
+def query(
+    session: Session, *, status: str | None = None, tag: str | None = None, batch: int = 1000
+) -> Iterator[Subscriber]:
+    """Subscribers, optionally by status and tag, streamed in id order."""
+    statement = select(Subscriber).options(selectinload(Subscriber.tags))
+    if status:
+        statement = statement.where(Subscriber.status == Status(status).value)
+    if tag:
+        statement = statement.where(
+            Subscriber.id.in_(select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == tag))
+        )
+    return stream(session, statement, batch=batch)
+
+
+def stream(session: Session, statement: Select[tuple[Subscriber]], *, batch: int = 1000) -> Iterator[Subscriber]:
+    """The subscribers ``statement`` selects, in id order and in batches, so memory stays flat."""
+    statement = statement.order_by(Subscriber.id)
+    last_id = 0
+    while True:
+        rows = session.scalars(statement.where(Subscriber.id > last_id).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1].id
+        session.expunge_all()  # keyset pagination: nothing is kept once yielded
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def summary(subscriber: Subscriber) -> dict[str, Any]:
+    """The fields of an export row."""
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "status": subscriber.status,
+        "tags": subscriber.tag_names,
+        "source": subscriber.source,
+        "created_at": _iso(subscriber.created_at),
+        "confirmed_at": _iso(subscriber.confirmed_at),
+        "unsubscribed_at": _iso(subscriber.unsubscribed_at),
+    }
+
+
+def access_report(session: Session, subscriber: Subscriber, *, actor: str) -> dict[str, Any]:
+    """Everything stored about one person (GDPR Art. 15), and a log line saying it was handed out."""
+    log_event(session, subscriber, EventKind.EXPORTED, actor)
+    session.refresh(subscriber)
+    report = summary(subscriber)
+    report["updated_at"] = _iso(subscriber.updated_at)
+    report["consents"] = [
+        {
+            "method": c.method,
+            "wording_version": c.wording_version,
+            "origin": c.origin,
+            "given_at": _iso(c.given_at),
+            "ip_hash": c.ip_hash,
+            "confirmed_at": _iso(c.confirmed_at),
+            "confirm_event_id": c.confirm_event_id,
+        }
+        for c in subscriber.consents
+    ]
+    report["events"] = [
+        {"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail}
+        for e in subscriber.events
+    ]
+    return report
+
+
+def stats(session: Session) -> dict[str, Any]:
+    by_status = dict(
+        session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
+    )
+    counts = {s.value: by_status.get(s.value, 0) for s in Status}
+    tags = dict(
+        session.execute(
+            select(SubscriberTag.tag, func.count()).group_by(SubscriberTag.tag).order_by(SubscriberTag.tag)
+        ).all()
+    )
+    return {
+        "total": sum(counts.values()),
+        "by_status": counts,
+        "erased": session.scalar(select(func.count()).select_from(Erasure)),
+        "tags": tags,
+    }

@@ -1,0 +1,430 @@
+"""Every change of a subscriber's state, whoever asks: the CLI, the web, the import, the bounces.
+
+Every function takes an open :class:`~sqlalchemy.orm.Session` and works inside the caller's
+transaction, so a command or a web request decides when to commit. Each change of state appends to
+the subscriber's event log; nothing here edits or deletes an event, except erasure, which deletes
+the person entirely. The bulk import (:mod:`newsletter.subscribers.importer`) writes with its own
+statements for speed, but takes what to write from :func:`merge`, the same rule :func:`add` uses.
+
+The public form's double opt-in, for each state an address can be in:
+
+======================  ===============================================  ==========================
+state of the address    what a signup request changes                    email sent
+======================  ===============================================  ==========================
+unknown                 new pending subscriber, consent recorded         confirmation
+pending                 name and topics from this request, new consent   confirmation
+unsubscribed            stays unsubscribed until confirmed, consent      confirmation
+confirmed               nothing (a stranger must not edit a subscriber)  "you're already subscribed"
+bounced, complained     nothing                                          none
+erased                  nothing                                          none
+======================  ===============================================  ==========================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from newsletter.errors import ConfigError, NotFound, Suppressed
+from newsletter.store.models import Consent, Erasure, Event, EventKind, Source, Status, Subscriber, SubscriberTag, utcnow
+from newsletter.subscribers.addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
+from newsletter.subscribers.consent import ConsentInfo, record_consent
+
+__all__ = [
+    "AddResult",
+    "ConsentInfo",
+    "Known",
+    "Merge",
+    "Reply",
+    "SignupOutcome",
+    "add",
+    "awaiting_confirmation",
+    "confirm",
+    "confirm_request",
+    "find",
+    "forget",
+    "get",
+    "is_erased",
+    "log_event",
+    "merge",
+    "record_consent",
+    "reopen",
+    "request_signup",
+    "set_topics",
+    "topics_of",
+    "unsubscribe",
+    "update_preferences",
+]
+
+
+def find(session: Session, email: str | Address) -> Subscriber | None:
+    address = email if isinstance(email, Address) else normalise_address(email)
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == address.key))
+
+
+def get(session: Session, email: str) -> Subscriber:
+    subscriber = find(session, email)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with the address {email.strip()!r}")
+    return subscriber
+
+
+def log_event(session: Session, subscriber: Subscriber, kind: EventKind, actor: str, **detail: Any) -> Event:
+    event = Event(subscriber_id=subscriber.id, kind=kind.value, actor=actor, detail=detail, at=utcnow())
+    session.add(event)
+    session.flush()
+    return event
+
+
+def is_erased(session: Session, address: Address, secret_key: str) -> bool:
+    if session.scalar(select(func.count()).select_from(Erasure)) == 0:
+        return False  # no erasures yet: the secret key is not needed to know that
+    if not secret_key:
+        raise ConfigError("the store holds erased addresses; set NEWSLETTER_SECRET_KEY so they stay suppressed")
+    return session.get(Erasure, erasure_hash(secret_key, address.key)) is not None
+
+
+# --- the rule for adding an address that may already be on the list ---------------------------------
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the store holds about an address, as far as adding it again is concerned."""
+
+    status: str
+    name: str
+    tags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Merge:
+    """What adding (or importing) an address changes."""
+
+    outcome: str  # "added", "updated", "unchanged" or "suppressed"
+    name: str | None = None  # the name to store, None to keep the current one
+    tags_added: tuple[str, ...] = ()
+    confirm: bool = False
+
+
+def merge(known: Known | None, *, name: str, tags: Sequence[str], confirmed: bool) -> Merge:
+    """The rule for adding an address: a new one is added; a suppressed one is left alone (only
+    staff's explicit resubscribe brings it back); a known one gets a new name and more tags, never
+    fewer, and a pending one is confirmed if the caller vouches for the consent."""
+    if known is None:
+        return Merge("added", name or None, tuple(tags), confirmed)
+    if Status(known.status).suppressed:
+        return Merge("suppressed")
+    new_name = name if name and name != known.name else None
+    added = tuple(t for t in tags if t not in known.tags)
+    confirm = confirmed and known.status == Status.PENDING.value
+    changed = new_name is not None or bool(added) or confirm
+    return Merge("updated" if changed else "unchanged", new_name, added, confirm)
+
+
+# --- state changes ------------------------------------------------------------------------------------
+
+
+def _add_tags(subscriber: Subscriber, tags: Iterable[str]) -> list[str]:
+    """Adds tags; returns those that were new."""
+    current = set(subscriber.tag_names)
+    added = [t for t in tags if t not in current]
+    for tag in added:
+        subscriber.tags.append(SubscriberTag(tag=tag))
+    return added
+
+
+def _confirm(session: Session, subscriber: Subscriber, actor: str, via: str) -> Event:
+    now = utcnow()
+    subscriber.status = Status.CONFIRMED.value
+    subscriber.confirmed_at = now
+    subscriber.updated_at = now
+    event = log_event(session, subscriber, EventKind.CONFIRMED, actor, via=via)
+    # The newest unconfirmed consent is the one this event confirms.
+    consent = session.scalar(
+        select(Consent)
+        .where(Consent.subscriber_id == subscriber.id, Consent.confirmed_at.is_(None))
+        .order_by(Consent.id.desc())
+        .limit(1)
+    )
+    if consent is not None:
+        consent.confirmed_at = now
+        consent.confirm_event_id = event.id
+    return event
+
+
+def reopen(session: Session, subscriber: Subscriber, *, actor: str, **detail: Any) -> None:
+    """Someone who left is back to pending (never straight to confirmed), with an event saying so."""
+    previous = subscriber.status
+    subscriber.status = Status.PENDING.value
+    subscriber.unsubscribed_at = None
+    subscriber.updated_at = utcnow()
+    log_event(session, subscriber, EventKind.RESUBSCRIBED, actor, previous_status=previous, **detail)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    subscriber: Subscriber
+    outcome: str  # "added", "updated", "unchanged" or "resubscribed"
+
+
+def add(
+    session: Session,
+    email: str,
+    *,
+    consent: ConsentInfo,
+    name: str = "",
+    tags: Iterable[str] = (),
+    confirmed: bool = False,
+    resubscribe: bool = False,
+    secret_key: str = "",
+    actor: str = "cli",
+) -> AddResult:
+    """Add a subscriber, or update one who is already on the list (see :func:`merge`).
+
+    An address that left (unsubscribed, bounced, complained or erased) is refused with
+    :class:`Suppressed` unless ``resubscribe`` is given: an explicit staff action, logged as such.
+    """
+    address = normalise_address(email)
+    name = clean_name(name)
+    tag_list = clean_tags(list(tags))
+    subscriber = find(session, address)
+    erased = subscriber is None and is_erased(session, address, secret_key)
+    known = None if subscriber is None else Known(subscriber.status, subscriber.name, frozenset(subscriber.tag_names))
+    plan = merge(known, name=name, tags=tag_list, confirmed=confirmed)
+
+    if plan.outcome == "suppressed" or erased:
+        why = "was erased" if erased or subscriber is None else f"is {subscriber.status}"
+        if not resubscribe:
+            raise Suppressed(
+                f"{address.email} {why} and stays suppressed; only an explicit `--resubscribe` by staff brings it back"
+            )
+        if erased:
+            session.execute(delete(Erasure).where(Erasure.address_hash == erasure_hash(secret_key, address.key)))
+        elif subscriber is not None:
+            reopen(session, subscriber, actor=actor)
+            if name:
+                subscriber.name = name
+            _add_tags(subscriber, tag_list)
+            record_consent(session, subscriber, consent)
+            if confirmed:
+                _confirm(session, subscriber, actor, via=consent.method.value)
+            return AddResult(subscriber, "resubscribed")
+
+    if subscriber is None:
+        now = utcnow()
+        subscriber = Subscriber(
+            email=address.email,
+            email_key=address.key,
+            name=name,
+            status=Status.PENDING.value,
+            source=consent.method.value,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(subscriber)
+        _add_tags(subscriber, tag_list)
+        session.flush()
+        log_event(session, subscriber, EventKind.RESUBSCRIBED if erased else EventKind.SUBSCRIBED, actor,
+                  method=consent.method.value)
+        record_consent(session, subscriber, consent)
+        if confirmed:
+            _confirm(session, subscriber, actor, via=consent.method.value)
+        return AddResult(subscriber, "resubscribed" if erased else "added")
+
+    changes: dict[str, Any] = {}
+    if plan.name is not None:
+        changes["name"] = subscriber.name = plan.name
+    if plan.tags_added:
+        changes["tags_added"] = _add_tags(subscriber, plan.tags_added)
+    if changes:
+        subscriber.updated_at = utcnow()
+        log_event(session, subscriber, EventKind.UPDATED, actor, **changes)
+    if plan.confirm:
+        _confirm(session, subscriber, actor, via=consent.method.value)
+    return AddResult(subscriber, plan.outcome)
+
+
+def confirm(session: Session, subscriber: Subscriber, *, actor: str, via: str) -> bool:
+    """Confirm a pending subscriber (double opt-in). Returns False if there was nothing to do."""
+    if subscriber.status != Status.PENDING.value:
+        return False
+    _confirm(session, subscriber, actor, via)
+    return True
+
+
+def topics_of(subscriber: Subscriber, topic_choices: Collection[str]) -> set[str]:
+    """The subscriber's topics: their tags among the form's topic choices."""
+    return {t.tag for t in subscriber.tags if t.tag in topic_choices}
+
+
+def set_topics(
+    subscriber: Subscriber, wanted: Collection[str], topic_choices: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """Make the subscriber's topics exactly ``wanted``; returns (added, removed), sorted.
+
+    Only tags among ``topic_choices`` are touched: a tag staff gave (say, from an import) is not the
+    subscriber's to see or remove.
+    """
+    current = topics_of(subscriber, topic_choices)
+    added = sorted(set(wanted) - current)
+    removed = sorted(current - set(wanted))
+    for tag in subscriber.tags[:]:
+        if tag.tag in removed:
+            subscriber.tags.remove(tag)
+    for name in added:
+        subscriber.tags.append(SubscriberTag(tag=name))
+    return added, removed
+
+
+def update_preferences(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    topics: Collection[str],
+    paused: bool,
+    topic_choices: Collection[str],
+    actor: str = "web",
+) -> dict[str, Any]:
+    """Apply the preferences page; returns what changed (empty: nothing, and nothing is logged)."""
+    added, removed = set_topics(subscriber, topics, topic_choices)
+    changes: dict[str, Any] = {}
+    if added:
+        changes["topics_added"] = added
+    if removed:
+        changes["topics_removed"] = removed
+    if paused != subscriber.paused:
+        subscriber.paused = paused
+        changes["paused"] = paused
+    if changes:
+        subscriber.updated_at = utcnow()
+        log_event(session, subscriber, EventKind.PREFERENCES, actor, **changes)
+    return changes
+
+
+def unsubscribe(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    actor: str,
+    status: Status = Status.UNSUBSCRIBED,
+    **detail: Any,
+) -> bool:
+    """Stop all mail to a subscriber. Idempotent: returns False if they were already suppressed."""
+    if Status(subscriber.status).suppressed:
+        return False
+    now = utcnow()
+    subscriber.status = status.value
+    subscriber.updated_at = now
+    if status is Status.UNSUBSCRIBED:
+        subscriber.unsubscribed_at = now
+    kind = {
+        Status.UNSUBSCRIBED: EventKind.UNSUBSCRIBED,
+        Status.BOUNCED: EventKind.BOUNCED,
+        Status.COMPLAINED: EventKind.COMPLAINED,
+    }[status]
+    log_event(session, subscriber, kind, actor, **detail)
+    return True
+
+
+def forget(session: Session, email: str, *, secret_key: str) -> None:
+    """Erase a person (GDPR Art. 17): delete every row about them, keep a keyed hash to stay suppressed."""
+    if not secret_key:
+        raise ConfigError("NEWSLETTER_SECRET_KEY is not set; it is needed to keep an erased address suppressed")
+    address = normalise_address(email)
+    subscriber = find(session, address)
+    digest = erasure_hash(secret_key, address.key)
+    if subscriber is None and session.get(Erasure, digest) is None:
+        raise NotFound(f"no subscriber with the address {email.strip()!r}")
+    if subscriber is not None:
+        session.delete(subscriber)
+    if session.get(Erasure, digest) is None:
+        session.add(Erasure(address_hash=digest, erased_at=utcnow()))
+    session.flush()
+
+
+# --- the public form's double opt-in ------------------------------------------------------------------
+
+
+class Reply(enum.Enum):
+    """Which email, if any, answers a signup request."""
+
+    CONFIRM = "confirm"
+    ALREADY_SUBSCRIBED = "already-subscribed"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    reply: Reply
+    subscriber_id: int | None = None
+    email_key: str = ""
+
+
+def request_signup(
+    session: Session,
+    address: Address,
+    *,
+    name: str,
+    topics: Sequence[str],
+    consent: ConsentInfo,
+    topic_choices: Collection[str],
+    secret_key: str,
+    actor: str = "web",
+) -> SignupOutcome:
+    """Apply one request from the public form (see the table above). The page shown afterwards
+    must be the same in every case; only the reply differs, and it goes by email."""
+    subscriber = find(session, address)
+    if subscriber is None:
+        if is_erased(session, address, secret_key):
+            return SignupOutcome(Reply.NONE)
+        added = add(session, address.email, consent=consent, name=name, tags=topics, secret_key=secret_key, actor=actor)
+        return SignupOutcome(Reply.CONFIRM, added.subscriber.id, added.subscriber.email_key)
+
+    status = Status(subscriber.status)
+    if status is Status.CONFIRMED:
+        return SignupOutcome(Reply.ALREADY_SUBSCRIBED, subscriber.id, subscriber.email_key)
+    if status in (Status.BOUNCED, Status.COMPLAINED):
+        return SignupOutcome(Reply.NONE)
+    if status is Status.UNSUBSCRIBED:
+        # Anyone can type an address into the form, so the address stays unsubscribed (and
+        # suppressed against imports) until its owner confirms this new request.
+        log_event(session, subscriber, EventKind.SUBSCRIBED, actor, method=Source.FORM.value, while_status=status.value)
+    # A pending subscriber has confirmed nothing yet, so the newest request's choices win.
+    changes: dict[str, object] = {}
+    if name and name != subscriber.name:
+        changes["name"] = subscriber.name = name
+    added_topics, removed_topics = set_topics(subscriber, topics, topic_choices)
+    if added_topics or removed_topics:
+        changes["topics"] = sorted(set(topics))
+    if changes:
+        subscriber.updated_at = utcnow()
+        log_event(session, subscriber, EventKind.UPDATED, actor, **changes)
+    record_consent(session, subscriber, consent)
+    return SignupOutcome(Reply.CONFIRM, subscriber.id, subscriber.email_key)
+
+
+def awaiting_confirmation(subscriber: Subscriber) -> bool:
+    """Pending, or unsubscribed with a request made after they left: a confirm button makes sense."""
+    if subscriber.status == Status.PENDING.value:
+        return True
+    newest = subscriber.consents[-1] if subscriber.consents else None
+    left = subscriber.unsubscribed_at
+    asked_again = newest is not None and newest.confirmed_at is None and (left is None or newest.given_at >= left)
+    return subscriber.status == Status.UNSUBSCRIBED.value and asked_again
+
+
+def confirm_request(session: Session, subscriber: Subscriber, *, actor: str = "web") -> bool:
+    """The button on the confirmation page was pressed. False if there was nothing to confirm.
+
+    For someone who had unsubscribed, only a request made after they left can bring them back.
+    """
+    if not awaiting_confirmation(subscriber):
+        return False
+    if subscriber.status == Status.UNSUBSCRIBED.value:
+        reopen(session, subscriber, actor=actor, method=Source.FORM.value)
+    return confirm(session, subscriber, actor=actor, via="confirm-link")
