@@ -80,9 +80,18 @@ def measure(folder: Path, rows: int, repeat: int) -> dict[str, float]:
         base_url = fresh_store(folder, f"base-{rows}-{attempt}.db")
         command = [sys.executable, "-m", "newsletter", "--db", ours_url, "subscribers", "import", str(export)]
         ours_runs.append(run(command, folder))
-        base_runs.append(run([sys.executable, "-c", BASELINE, str(export), base_url.removeprefix("sqlite:///")], folder))
+        base_runs.append(
+            run([sys.executable, "-c", BASELINE, str(export), base_url.removeprefix("sqlite:///")], folder)
+        )
     (ours, ours_rss), (base, base_rss) = min(ours_runs), min(base_runs)
-    return {"rows": rows, "ours_s": ours, "baseline_s": base, "ratio": ours / base, "ours_rss_mib": ours_rss, "baseline_rss_mib": base_rss}
+    return {
+        "rows": rows,
+        "ours_s": ours,
+        "baseline_s": base,
+        "ratio": ours / base,
+        "ours_rss_mib": ours_rss,
+        "baseline_rss_mib": base_rss,
+    }
 
 
 def main() -> None:

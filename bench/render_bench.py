@@ -41,11 +41,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from newsletter.config import Settings, load_settings
 from newsletter.campaigns.content import Campaign, load_campaign
+from newsletter.campaigns.render import RenderedCampaign, render_campaign
+from newsletter.config import Settings, load_settings
 from newsletter.delivery.links import Links
 from newsletter.delivery.mime import MessageFactory
-from newsletter.campaigns.render import RenderedCampaign, render_campaign
 
 REPO = Path(__file__).resolve().parent.parent
 CAMPAIGN = "client-stories"
@@ -89,16 +89,18 @@ class Paths:
         out = []
         for r in people:
             unsubscribe, preferences = self._urls(r)
-            out.append(factory.build(r.email, r.name, unsubscribe, preferences,
-                                     message_id=self._message_id(r, factory.domain)))
+            out.append(
+                factory.build(r.email, r.name, unsubscribe, preferences, message_id=self._message_id(r, factory.domain))
+            )
         return out
 
     def ours_steady(self, people: list[Recipient], factory: MessageFactory) -> list[bytes]:
         out = []
         for r in people:
             unsubscribe, preferences = self._urls(r)
-            out.append(factory.build(r.email, r.name, unsubscribe, preferences,
-                                     message_id=self._message_id(r, factory.domain)))
+            out.append(
+                factory.build(r.email, r.name, unsubscribe, preferences, message_id=self._message_id(r, factory.domain))
+            )
         return out
 
     def from_scratch(self, people: list[Recipient]) -> list[bytes]:
@@ -115,8 +117,9 @@ class Paths:
     def _email_message(self, rendered: RenderedCampaign, r: Recipient) -> bytes:
         s = self.settings
         unsubscribe, preferences = self._urls(r)
-        html, text = rendered.personalise({"name": r.name, "unsubscribe_url": unsubscribe,
-                                           "preferences_url": preferences})
+        html, text = rendered.personalise(
+            {"name": r.name, "unsubscribe_url": unsubscribe, "preferences_url": preferences}
+        )
         domain = s.from_address.rpartition("@")[2]
         message = EmailMessage(policy=email.policy.SMTP)
         message["From"] = Address(s.organisation, addr_spec=s.from_address)
@@ -201,14 +204,22 @@ def main() -> int:
         return ", ".join(f"{v / n * 1e3:.3f}" for v in values)
 
     print(f"campaign {CAMPAIGN}: messages of {avg:.0f} bytes on average (from scratch: {avg_scratch:.0f} bytes)")
-    print(f"ours, {len(people)} recipients: {min(ours_runs):.3f} s = {ours_per * 1e6:.1f} us per recipient, "
-          f"render once included (runs, ms/recipient: {ms(ours_runs, len(people))})")
-    print(f"  of which: the one render + factory {min(render_runs) * 1e3:.1f} ms; per recipient after it "
-          f"{steady_per * 1e6:.1f} us (runs, ms/recipient: {ms(steady_runs, len(people))})")
-    print(f"from scratch, {len(sample)} recipients: {min(scratch_runs):.3f} s = {scratch_per * 1e3:.2f} ms per "
-          f"recipient (runs, ms/recipient: {ms(scratch_runs, len(sample))})")
-    print(f"for information, render once + EmailMessage per recipient: {middle_per * 1e3:.3f} ms per recipient "
-          f"(runs, ms/recipient: {ms(middle_runs, len(sample))}); {middle_per / ours_per:.1f}x ours")
+    print(
+        f"ours, {len(people)} recipients: {min(ours_runs):.3f} s = {ours_per * 1e6:.1f} us per recipient, "
+        f"render once included (runs, ms/recipient: {ms(ours_runs, len(people))})"
+    )
+    print(
+        f"  of which: the one render + factory {min(render_runs) * 1e3:.1f} ms; per recipient after it "
+        f"{steady_per * 1e6:.1f} us (runs, ms/recipient: {ms(steady_runs, len(people))})"
+    )
+    print(
+        f"from scratch, {len(sample)} recipients: {min(scratch_runs):.3f} s = {scratch_per * 1e3:.2f} ms per "
+        f"recipient (runs, ms/recipient: {ms(scratch_runs, len(sample))})"
+    )
+    print(
+        f"for information, render once + EmailMessage per recipient: {middle_per * 1e3:.3f} ms per recipient "
+        f"(runs, ms/recipient: {ms(middle_runs, len(sample))}); {middle_per / ours_per:.1f}x ours"
+    )
     ok = speedup >= TARGET
     print(f"speed-up per recipient: {speedup:.1f}x (target >= {TARGET:.0f}x)")
     print("PASS" if ok else "MISS")

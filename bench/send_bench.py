@@ -138,9 +138,14 @@ def timed_run(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float
         _children.remove(process)
         out.seek(0)
         err.seek(0)
-        return Timed(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode,
-                     out.read().decode(errors="replace"),
-                     err.read().decode(errors="replace"))
+        return Timed(
+            elapsed,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,
+            process.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
 def _kill_quietly(pid: int) -> None:
@@ -263,8 +268,15 @@ class Bench:
         return argv + list(args)
 
     def check(self, *args: str, db: Path | None = None, ok: tuple[int, ...] = (0,)) -> str:
-        result = subprocess.run(self.newsletter(*args, db=db), cwd=self.folder, env=self.env, capture_output=True,
-                                text=True, stdin=subprocess.DEVNULL, check=False)
+        result = subprocess.run(
+            self.newsletter(*args, db=db),
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if result.returncode not in ok:
             raise BenchError(f"newsletter {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
@@ -313,8 +325,23 @@ class Bench:
         """The size of one of our messages, as the SMTP server receives it (the file transport's bytes)."""
         db = self.fresh_store(1000)
         out = self.folder / "size-probe"
-        self.check("campaign", "send", CAMPAIGN, "--yes", "--json", "--transport", f"file://{out}", "--limit", "1",
-                   "--rate", "0", "--connections", "1", db=db, ok=(0, 75))  # 75: the rest is pending
+        self.check(
+            "campaign",
+            "send",
+            CAMPAIGN,
+            "--yes",
+            "--json",
+            "--transport",
+            f"file://{out}",
+            "--limit",
+            "1",
+            "--rate",
+            "0",
+            "--connections",
+            "1",
+            db=db,
+            ok=(0, 75),
+        )  # 75: the rest is pending
         files = list(out.glob("*.eml"))
         if len(files) != 1:
             raise BenchError(f"the size probe wrote {len(files)} messages instead of 1")
@@ -326,8 +353,19 @@ class Bench:
     def send(self, count: int, sink: Sink, connections: int, *extra: str) -> Timed:
         db = self.fresh_store(count)
         try:
-            argv = self.newsletter("campaign", "send", CAMPAIGN, "--yes", "--json", "--transport", sink.url,
-                                   "--connections", str(connections), *extra, db=db)
+            argv = self.newsletter(
+                "campaign",
+                "send",
+                CAMPAIGN,
+                "--yes",
+                "--json",
+                "--transport",
+                sink.url,
+                "--connections",
+                str(connections),
+                *extra,
+                db=db,
+            )
             return timed_run(argv, env=self.env, cwd=self.folder)
         finally:
             self.drop(db)
@@ -346,8 +384,17 @@ class Bench:
 
     def reference(self, count: int, connections: int) -> Timed:
         with Sink(self.folder) as sink:
-            argv = [SMTP_SOURCE, "-d", "-s", str(connections), "-m", str(count), "-l", str(self.message_size),
-                    f"127.0.0.1:{sink.port}"]
+            argv = [
+                SMTP_SOURCE,
+                "-d",
+                "-s",
+                str(connections),
+                "-m",
+                str(count),
+                "-l",
+                str(self.message_size),
+                f"127.0.0.1:{sink.port}",
+            ]
             run = timed_run(argv, env=self.env, cwd=self.folder)
             received = sink.received()
         if run.status != 0 or received != count:
@@ -390,10 +437,13 @@ def throughput(bench: Bench, count: int, connections: int) -> tuple[dict[str, An
         ref_runs.append(bench.reference(count, connections))
         ours_runs.append(bench.ours(count, connections))
         ref_runs.append(bench.reference(count, connections))
-        print(f"  {connections} conn, run {attempt + 1}: ours {ours_runs[-1].seconds:.2f} s "
-              f"(CPU {ours_runs[-1].cpu_s:.2f} s, peak RSS {ours_runs[-1].rss_mib:.0f} MiB), "
-              f"smtp-source {ref_runs[-2].seconds:.2f} and {ref_runs[-1].seconds:.2f} s "
-              f"(CPU {ref_runs[-2].cpu_s:.2f} and {ref_runs[-1].cpu_s:.2f} s)", flush=True)
+        print(
+            f"  {connections} conn, run {attempt + 1}: ours {ours_runs[-1].seconds:.2f} s "
+            f"(CPU {ours_runs[-1].cpu_s:.2f} s, peak RSS {ours_runs[-1].rss_mib:.0f} MiB), "
+            f"smtp-source {ref_runs[-2].seconds:.2f} and {ref_runs[-1].seconds:.2f} s "
+            f"(CPU {ref_runs[-2].cpu_s:.2f} and {ref_runs[-1].cpu_s:.2f} s)",
+            flush=True,
+        )
     ours = min(r.seconds for r in ours_runs)
     ref = min(r.seconds for r in ref_runs)
     best = min(ours_runs, key=lambda r: r.seconds)
@@ -447,10 +497,15 @@ def rate_test(bench: Bench, count: int, per_second: float, connections: int) -> 
 
 def _git_state() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "newsletter"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "newsletter"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in newsletter/" if dirty else "")
@@ -462,12 +517,14 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=200_000, help="recipients of the large RSS run (default 200000)")
     parser.add_argument("--rate", type=float, default=14.0, help="--rate of the pace run (default 14)")
     parser.add_argument("--rate-seconds", type=float, default=60.0, help="length of the pace run (default 60)")
-    parser.add_argument("--rate-connections", type=int, default=2,
-                        help="connections of the pace run (default 2, as in newsletter.toml)")
+    parser.add_argument(
+        "--rate-connections", type=int, default=2, help="connections of the pace run (default 2, as in newsletter.toml)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each throughput measurement; the best counts")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2000 messages, 10000 for RSS, a 10 s pace run, one repeat")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2000 messages, 10000 for RSS, a 10 s pace run, one repeat"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -486,8 +543,10 @@ def main() -> int:
     verdicts: list[Verdict] = []
     try:
         bench = Bench(folder, args.repeat)
-        print(f"newsletter {_git_state()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; "
-              f"folder {folder}", flush=True)
+        print(
+            f"newsletter {_git_state()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; folder {folder}",
+            flush=True,
+        )
         bench.make_project()
         size = bench.measure_message_size()
         print(f"campaign {CAMPAIGN}; one message is {size} bytes; smtp-source sends -l {size}", flush=True)
@@ -511,27 +570,51 @@ def main() -> int:
                     flush=True,
                 )
                 if connections == 1:
-                    verdicts.append(Verdict("throughput at 1 connection", figures["ratio"] >= 0.5,
-                                            f"{figures['ratio']:.3f}x smtp-source (target >= 0.5x)"))
+                    verdicts.append(
+                        Verdict(
+                            "throughput at 1 connection",
+                            figures["ratio"] >= 0.5,
+                            f"{figures['ratio']:.3f}x smtp-source (target >= 0.5x)",
+                        )
+                    )
                 else:
-                    verdicts.append(Verdict("throughput at 4 connections", None,
-                                            f"{figures['ratio']:.3f}x smtp-source (goal 0.5x; reported, not gating)"))
+                    verdicts.append(
+                        Verdict(
+                            "throughput at 4 connections",
+                            None,
+                            f"{figures['ratio']:.3f}x smtp-source (goal 0.5x; reported, not gating)",
+                        )
+                    )
 
         if "rss" in targets:
             small_rss = min(r.rss_mib for r in small_runs)
-            print(f"peak RSS at {args.messages}: {small_rss:.1f} MiB (runs "
-                  f"{[round(r.rss_mib, 1) for r in small_runs]}); now the full {args.large} run", flush=True)
+            print(
+                f"peak RSS at {args.messages}: {small_rss:.1f} MiB (runs "
+                f"{[round(r.rss_mib, 1) for r in small_runs]}); now the full {args.large} run",
+                flush=True,
+            )
             large = bench.ours(args.large, 1)
             growth = large.rss_mib / small_rss
-            print(f"{args.large} messages, 1 connection, full run: {large.seconds:.1f} s = "
-                  f"{args.large / large.seconds:.0f} msg/s, peak RSS {large.rss_mib:.1f} MiB", flush=True)
-            verdicts.append(Verdict(f"peak RSS {args.large} / {args.messages}", growth <= 1.5,
-                                    f"{large.rss_mib:.1f} / {small_rss:.1f} MiB = {growth:.2f}x (target <= 1.5x)"))
+            print(
+                f"{args.large} messages, 1 connection, full run: {large.seconds:.1f} s = "
+                f"{args.large / large.seconds:.0f} msg/s, peak RSS {large.rss_mib:.1f} MiB",
+                flush=True,
+            )
+            verdicts.append(
+                Verdict(
+                    f"peak RSS {args.large} / {args.messages}",
+                    growth <= 1.5,
+                    f"{large.rss_mib:.1f} / {small_rss:.1f} MiB = {growth:.2f}x (target <= 1.5x)",
+                )
+            )
 
         if "rate" in targets:
             count = round(args.rate * args.rate_seconds)
-            print(f"pace run: --rate {args.rate:g} --limit {count} at {args.rate_connections} connection(s) "
-                  f"(about {args.rate_seconds:.0f} s)...", flush=True)
+            print(
+                f"pace run: --rate {args.rate:g} --limit {count} at {args.rate_connections} connection(s) "
+                f"(about {args.rate_seconds:.0f} s)...",
+                flush=True,
+            )
             pace = rate_test(bench, count, args.rate, args.rate_connections)
             print(
                 f"pace: {pace['messages']} messages received over {pace['span_s']:.2f} s (first to last arrival at "
@@ -541,9 +624,13 @@ def main() -> int:
                 f"the whole command took {pace['process_s']:.2f} s",
                 flush=True,
             )
-            verdicts.append(Verdict(f"pace at --rate {args.rate:g}", abs(pace["deviation"]) <= 0.05,
-                                    f"{pace['achieved']:.3f} msg/s, {pace['deviation'] * 100:+.2f}% "
-                                    "(target within 5%)"))
+            verdicts.append(
+                Verdict(
+                    f"pace at --rate {args.rate:g}",
+                    abs(pace["deviation"]) <= 0.05,
+                    f"{pace['achieved']:.3f} msg/s, {pace['deviation'] * 100:+.2f}% (target within 5%)",
+                )
+            )
     except BenchError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 2

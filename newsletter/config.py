@@ -27,9 +27,7 @@ ENV_PREFIX = "NEWSLETTER_"
 
 
 def _setting(default: Any, help: str, *, secret: bool = False, env_only: bool = False) -> Any:
-    return dataclasses.field(
-        default=default, metadata={"help": help, "secret": secret, "env_only": env_only}
-    )
+    return dataclasses.field(default=default, metadata={"help": help, "secret": secret, "env_only": env_only})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +44,7 @@ class Settings:
     postal_address: str = _setting("", "Postal address printed in every email footer")
     from_address: str = _setting("", "From: address of campaign emails")
     reply_to: str = _setting("", "Reply-To: address of campaign emails (empty: none)")
-    public_base_url: str = _setting(
-        "http://127.0.0.1:8000", "Base URL of the web endpoint that emails link to"
-    )
+    public_base_url: str = _setting("http://127.0.0.1:8000", "Base URL of the web endpoint that emails link to")
     transport: str = _setting("file:outbox/", "Transport URL: smtp://, smtps://, file:, console:, memory:")
     campaigns_dir: str = _setting("campaigns", "Folder of campaign Markdown files")
     templates_dir: str = _setting("templates", "Folder of the clinic's email templates")
@@ -65,9 +61,7 @@ class Settings:
         "Topics subscribers can choose, as tag=Label pairs separated by commas",
     )
     confirm_max_age: int = _setting(7 * 24 * 3600, "Seconds a double opt-in confirmation link stays valid")
-    secret_key: str = _setting(
-        "", "Key for signed links and erased-address hashes", secret=True, env_only=True
-    )
+    secret_key: str = _setting("", "Key for signed links and erased-address hashes", secret=True, env_only=True)
     smtp_password: str = _setting("", "Password for SMTP AUTH", secret=True, env_only=True)
 
     @classmethod
@@ -95,9 +89,9 @@ class Settings:
     def resolved_database_url(self) -> str:
         """The database URL with a relative SQLite path anchored in the project folder."""
         url = make_url(self.database_url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            if not Path(url.database).is_absolute():
-                url = url.set(database=str(self.project_dir / url.database))
+        sqlite_file = url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
+        if sqlite_file and not Path(str(url.database)).is_absolute():
+            url = url.set(database=str(self.project_dir / str(url.database)))
         return url.render_as_string(hide_password=False)
 
     @property
@@ -159,7 +153,7 @@ def load_settings(
     types: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}  # annotations are strings
     fields = {f.name: f for f in dataclasses.fields(Settings) if not f.metadata.get("internal")}
     values: dict[str, Any] = {}
-    sources = {name: "default" for name in fields}
+    sources = dict.fromkeys(fields, "default")
 
     config_file = project_dir / CONFIG_FILENAME
     if config_file.is_file():
@@ -174,13 +168,13 @@ def load_settings(
                 raise ConfigError(
                     f"{config_file}: {name} is a secret and may only come from {ENV_PREFIX}{name.upper()}"
                 )
-            values[name] = _coerce(name, raw, types[fields[name].type], CONFIG_FILENAME)
+            values[name] = _coerce(name, raw, types[str(fields[name].type)], CONFIG_FILENAME)
             sources[name] = CONFIG_FILENAME
 
     for name, f in fields.items():
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:
-            values[name] = _coerce(name, environ[env_name], types[f.type], env_name)
+            values[name] = _coerce(name, environ[env_name], types[str(f.type)], env_name)
             sources[name] = f"env {env_name}"
 
     for name, raw in (overrides or {}).items():
@@ -188,13 +182,13 @@ def load_settings(
             continue
         if name not in fields:
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, raw, types[fields[name].type], "command line")
+        values[name] = _coerce(name, raw, types[str(fields[name].type)], "command line")
         sources[name] = "command line"
 
     try:
         settings = Settings(project_dir=project_dir, **values)
         settings.resolved_database_url  # noqa: B018 - validates the URL early
-    except Exception as exc:  # sqlalchemy raises ArgumentError for a malformed URL
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError, ValueError... for a malformed URL
         raise ConfigError(f"database_url is not a valid database URL ({exc})") from None
     return ResolvedSettings(settings, sources)
 

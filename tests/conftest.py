@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from newsletter.cli import cli
+from newsletter.config import Settings
+from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.store.engine import Store, open_store
-
-from tests.pgserver import find_bindir, running_server
+from newsletter.web import close_app
+from tests.support.campaigns import clinic_settings
+from tests.support.pgserver import find_bindir, running_server
+from tests.support.web import make_app
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +102,26 @@ class Newsletter:
 @pytest.fixture
 def newsletter(project: Path, database_url: str) -> Newsletter:
     return Newsletter(project, database_url)
+
+
+@pytest.fixture
+def settings(project: Path) -> Settings:
+    """Clinic-like settings for the project folder (modules with other needs define their own)."""
+    return clinic_settings(project)
+
+
+# --- the web endpoint (Flask tutorial style: ``app`` and ``client``) ----------------------------------
+
+
+@pytest.fixture
+def app(store: Store, tmp_path: Path) -> Iterator[Flask]:
+    MemoryTransport.reset()
+    flask_app = make_app(store, tmp_path)
+    yield flask_app
+    close_app(flask_app)
+    MemoryTransport.reset()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

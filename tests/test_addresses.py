@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.subscribers.addresses import clean_name, clean_tag, normalise_address
 from newsletter.errors import InputError, InvalidAddress
+from newsletter.subscribers.addresses import clean_name, clean_tag, normalise_address
 
 local = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True).filter(lambda s: ".." not in s)
 domain = st.sampled_from(["example.org", "Example.COM", "news.harvest.example", "müller.example.org"])
@@ -24,7 +24,19 @@ def test_no_dns_is_needed() -> None:
     assert normalise_address("a@news.harvest.example").email == "a@news.harvest.example"
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "plain", "ünïcode@example.org", "a@b", "a@@example.org", "a b@example.org", "a@example.org\nBcc: x@example.com"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "plain",
+        "ünïcode@example.org",
+        "a@b",
+        "a@@example.org",
+        "a b@example.org",
+        "a@example.org\nBcc: x@example.com",
+    ],
+)
 def test_invalid_addresses(raw: str) -> None:
     with pytest.raises(InvalidAddress):
         normalise_address(raw)

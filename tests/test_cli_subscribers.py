@@ -27,7 +27,10 @@ def test_add_list_show_unsubscribe(newsletter: Newsletter) -> None:
     assert json.loads(added.output)["outcome"] == "added"
     newsletter("subscribers", "add", "bo@example.org", "--confirmed")
     listed = json.loads(newsletter("subscribers", "list", "--json").output)
-    assert [(r["email"], r["status"]) for r in listed] == [("Ann@example.org", "pending"), ("bo@example.org", "confirmed")]
+    assert [(r["email"], r["status"]) for r in listed] == [
+        ("Ann@example.org", "pending"),
+        ("bo@example.org", "confirmed"),
+    ]
     only = json.loads(newsletter("subscribers", "list", "--status", "confirmed", "--json").output)
     assert [r["email"] for r in only] == ["bo@example.org"]
     tagged = json.loads(newsletter("subscribers", "list", "--tag", "faq-updates", "--json").output)
@@ -66,7 +69,7 @@ def test_forget_needs_the_key_and_then_erases(newsletter: Newsletter) -> None:
 
 
 def test_export_csv_and_json(newsletter: Newsletter, tmp_path: Path) -> None:
-    newsletter("subscribers", "add", "a@example.org", "--name", "Ann, \"the\" first", "--tag", "x", "--tag", "y")
+    newsletter("subscribers", "add", "a@example.org", "--name", 'Ann, "the" first', "--tag", "x", "--tag", "y")
     newsletter("subscribers", "add", "b@example.org", "--confirmed")
     rows = list(csv.DictReader(io.StringIO(newsletter("subscribers", "export").output)))
     assert [r["email"] for r in rows] == ["a@example.org", "b@example.org"]
@@ -115,7 +118,16 @@ def test_a_bad_database_url_is_one_line(project: Path) -> None:
 
 def test_python_dash_m_and_the_console_script_run(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "newsletter", "--db", f"sqlite:///{tmp_path / 'm.db'}", "subscribers", "stats", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "--db",
+            f"sqlite:///{tmp_path / 'm.db'}",
+            "subscribers",
+            "stats",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

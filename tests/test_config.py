@@ -7,7 +7,6 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError
-
 from tests.conftest import Newsletter
 
 
@@ -56,7 +55,7 @@ def test_secrets_in_the_config_file_are_refused(tmp_path: Path) -> None:
         ("colour = 'red'\n", "unknown setting 'colour'"),
         ("organisation = \n", "not valid TOML"),
         ("connections = -1\n", "must not be negative"),
-        ("organisation = \"A\\nB\"\n", "control characters"),
+        ('organisation = "A\\nB"\n', "control characters"),
     ],
 )
 def test_bad_config_files_name_the_problem(tmp_path: Path, body: str, message: str) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Settings
 from newsletter.campaigns.content import (
     CampaignError,
     CampaignNotFound,
@@ -15,6 +14,7 @@ from newsletter.campaigns.content import (
     parse_campaign,
     scaffold_campaign,
 )
+from newsletter.config import Settings
 from newsletter.errors import NewsletterError, NotFound
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,9 +243,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "message", "line"), BAD, ids=[b[1][:30] + f"-{i}" for i, b in enumerate(BAD)]
-)
+@pytest.mark.parametrize(("text", "message", "line"), BAD, ids=[b[1][:30] + f"-{i}" for i, b in enumerate(BAD)])
 def test_bad_campaign_files(settings: Settings, text: str, message: str, line: int | None) -> None:
     write(settings, "bad", text)
     with pytest.raises(CampaignError) as info:
@@ -268,9 +266,7 @@ def test_a_directory_is_not_a_campaign(settings: Settings) -> None:
 
 
 def test_scaffold_loads_back(settings: Settings) -> None:
-    text = scaffold_campaign(
-        "spring-update", faqs=["Can ketamine cure me?", "Is it: covered?"], vignette=True
-    )
+    text = scaffold_campaign("spring-update", faqs=["Can ketamine cure me?", "Is it: covered?"], vignette=True)
     write(settings, "spring-update", text)
     campaign = load_campaign("spring-update", settings)
     assert [b.kind for b in campaign.blocks] == ["prose", "faq", "faq", "vignette"]

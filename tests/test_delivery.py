@@ -15,19 +15,19 @@ import pytest
 from sqlalchemy import select, update
 
 from newsletter.delivery import ledger
-from newsletter.subscribers import service
-from newsletter.store.engine import Store
 from newsletter.delivery.engine import DeliveryRun, RetryPolicy
-from newsletter.store.models import OutboxRow, SendRun, Source, Status, utcnow
 from newsletter.delivery.ledger import Claim
-from newsletter.subscribers.service import ConsentInfo
-from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
     PermanentFailure,
     TemporaryFailure,
 )
+from newsletter.delivery.transports.memory import MemoryTransport
+from newsletter.store.engine import Store
+from newsletter.store.models import OutboxRow, SendRun, Source, Status, utcnow
+from newsletter.subscribers import service
+from newsletter.subscribers.service import ConsentInfo
 
 FAST = RetryPolicy(max_attempts=3, base=0.01, max_time=5)
 

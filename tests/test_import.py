@@ -9,12 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from newsletter.subscribers import queries, service
-from newsletter.store.engine import Store
 from newsletter.errors import InputError
-from newsletter.subscribers.importer import import_csv
+from newsletter.store.engine import Store
 from newsletter.store.models import Consent, Event, Status, Subscriber
-
+from newsletter.subscribers import queries, service
+from newsletter.subscribers.importer import import_csv
 from tests.conftest import Newsletter
 
 KEY = "test-secret-key"
@@ -144,17 +143,18 @@ def test_a_failure_mid_file_changes_nothing(store: Store, tmp_path: Path) -> Non
     good = "".join(f"p{i}@example.org\n" for i in range(2500))
     path = tmp_path / "broken.csv"
     path.write_bytes(b"Email\n" + good.encode() + b"\xff\xfe broken@example.org\n")
-    with pytest.raises(InputError, match="not UTF-8"), store.session() as session:
-        with open(path, encoding="utf-8-sig", newline="") as stream:
-            import_csv(session, stream, origin="broken.csv", wording_version="v1")
+    with (
+        pytest.raises(InputError, match="not UTF-8"),
+        store.session() as session,
+        open(path, encoding="utf-8-sig", newline="") as stream,
+    ):
+        import_csv(session, stream, origin="broken.csv", wording_version="v1")
     assert count(store, Subscriber) == 0
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    names=st.lists(
-        st.text(st.characters(blacklist_categories=["Cs"]), max_size=30), min_size=1, max_size=8
-    ),
+    names=st.lists(st.text(st.characters(blacklist_categories=["Cs"]), max_size=30), min_size=1, max_size=8),
     crlf=st.booleans(),
     bom=st.booleans(),
 )

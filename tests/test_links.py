@@ -20,7 +20,9 @@ def test_a_token_round_trips_and_is_bound_to_purpose_and_person() -> None:
     assert "ann" not in token and "example" not in token  # the address is never in a URL
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-1], lambda t: t + "x", lambda t: "43" + t[2:], lambda t: t.replace("-", "."), lambda t: ""])
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-1], lambda t: t + "x", lambda t: "43" + t[2:], lambda t: t.replace("-", "."), lambda t: ""]
+)
 def test_forged_and_truncated_tokens_are_refused(mangle) -> None:  # type: ignore[no-untyped-def]
     token = links.token("unsubscribe", 42, "ann@example.org")
     with pytest.raises(BadToken):

@@ -7,18 +7,12 @@ from pathlib import Path
 import pytest
 
 from newsletter.campaigns import vignette
-from newsletter.config import Settings
 from newsletter.campaigns.content import load_campaign
-from newsletter.errors import NewsletterError
 from newsletter.campaigns.lint import lint_campaign
-
-from tests.campaign_fixtures import FAQ_CAMPAIGN, STORY_CAMPAIGN, clinic_settings, write_campaign
+from newsletter.config import Settings
+from newsletter.errors import NewsletterError
 from tests.conftest import Newsletter
-
-
-@pytest.fixture
-def settings(project: Path) -> Settings:
-    return clinic_settings(project)
+from tests.support.campaigns import FAQ_CAMPAIGN, STORY_CAMPAIGN, write_campaign
 
 
 def checks(settings: Settings, slug: str, **kwargs: bool) -> tuple[list[str], list[str]]:
@@ -70,7 +64,9 @@ def test_a_missing_postal_address_is_an_error(settings: Settings, project: Path)
 
 
 def test_vignette_findings_are_errors_with_class_text_and_line(settings: Settings, project: Path) -> None:
-    write_campaign(project, "story", STORY_CAMPAIGN.replace("A client wanted", "Maria Kowalski from Millinocket wanted"))
+    write_campaign(
+        project, "story", STORY_CAMPAIGN.replace("A client wanted", "Maria Kowalski from Millinocket wanted")
+    )
     report = lint_campaign(load_campaign("story", settings), settings)
     found = {(i.check, i.line) for i in report.errors}
     assert ("deid.name", 5) in found and ("deid.place", 5) in found
@@ -140,7 +136,13 @@ def test_cli_lint_json_and_exit_codes(newsletter: Newsletter, project: Path) -> 
     write_campaign(project, "faq", FAQ_CAMPAIGN)
     assert newsletter("campaign", "lint", "faq").exit_code == 0
     assert newsletter("campaign", "lint", str(project / "campaigns" / "faq.md")).exit_code == 0
-    write_campaign(project, "bad", FAQ_CAMPAIGN.replace("subject: Can I get", 'subject: "Can\\tI get').replace("ketamine?\npre", 'ketamine?"\npre'))
+    write_campaign(
+        project,
+        "bad",
+        FAQ_CAMPAIGN.replace("subject: Can I get", 'subject: "Can\\tI get').replace(
+            "ketamine?\npre", 'ketamine?"\npre'
+        ),
+    )
     broken = newsletter("campaign", "lint", "bad", "--json")
     assert broken.exit_code == 1
     assert json.loads(broken.output)["errors"][0]["check"] == "campaign"

@@ -14,11 +14,10 @@ import dkim
 import pytest
 
 from newsletter.config import Settings
-from newsletter.errors import NewsletterError
 from newsletter.delivery.ledger import Claim
 from newsletter.delivery.prepare import prepare
-
-from tests.campaign_fixtures import FAQ_CAMPAIGN, clinic_settings, write_campaign
+from newsletter.errors import NewsletterError
+from tests.support.campaigns import FAQ_CAMPAIGN, clinic_settings, write_campaign
 
 
 def make_settings(project: Path, **extra: str) -> Settings:
@@ -41,7 +40,9 @@ def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
     return key, base64.b64encode(public)
 
 
-def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(project: Path, dkim_key: tuple[Path, bytes]) -> None:
+def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(
+    project: Path, dkim_key: tuple[Path, bytes]
+) -> None:
     key, public = dkim_key
     write_campaign(project, "faq", FAQ_CAMPAIGN)
     data = one_message(make_settings(project, dkim_key_path=str(key), dkim_selector="news2026"))
@@ -54,7 +55,10 @@ def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(project: Pat
 
     assert dkim.verify(data, dnsfunc=dns)
     signature = email.message_from_bytes(data, policy=email.policy.default)["DKIM-Signature"]
-    signed = {h.strip().lower() for h in re.search(r"h=([^;]+)", signature.replace("\r\n", "").replace(" ", "")).group(1).split(":")}  # type: ignore[union-attr]
+    signed = {
+        h.strip().lower()
+        for h in re.search(r"h=([^;]+)", signature.replace("\r\n", "").replace(" ", "")).group(1).split(":")
+    }  # type: ignore[union-attr]
     assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= signed
     tampered = data.replace(b"Subject: Can I get", b"Subject: Can we get")
     assert not dkim.verify(tampered, dnsfunc=dns)
@@ -84,7 +88,9 @@ class _Refs(HTMLParser):
 
 
 def test_no_tracking_pixel_no_click_redirects_one_recipient(project: Path) -> None:
-    write_campaign(project, "faq", FAQ_CAMPAIGN + "\nRead the [review](https://www.cambridge.example/ketamine-review).\n")
+    write_campaign(
+        project, "faq", FAQ_CAMPAIGN + "\nRead the [review](https://www.cambridge.example/ketamine-review).\n"
+    )
     message = email.message_from_bytes(one_message(make_settings(project)), policy=email.policy.default)
     assert message["To"] == "Reader <reader@example.org>"
     assert message["Cc"] is None and message["Bcc"] is None

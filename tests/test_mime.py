@@ -7,7 +7,6 @@ import email.message
 import email.policy
 import re
 import unicodedata
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -20,11 +19,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 import newsletter.campaigns.render as render_module
-from newsletter.config import Settings
 from newsletter.campaigns.content import parse_campaign
-from newsletter.errors import NewsletterError
-from newsletter.delivery.mime import HeaderError, MessageFactory, clean_header_value, format_address
 from newsletter.campaigns.render import PersonalFieldError, RenderedCampaign, render_campaign
+from newsletter.config import Settings
+from newsletter.delivery.mime import HeaderError, MessageFactory, clean_header_value, format_address
+from newsletter.errors import NewsletterError
+from tests.support.calls import CallCounter
 
 BASE = "https://news.harvest.example"
 UNSUBSCRIBE = f"{BASE}/unsubscribe/tok-123?c=stories&x=1"
@@ -99,17 +99,13 @@ def bodies(message: email.message.EmailMessage) -> tuple[str, str]:
 
 def personalised(rendered: RenderedCampaign, name: str | None) -> tuple[str, str]:
     cleaned = clean_header_value(name or "")
-    return rendered.personalise(
-        {"name": cleaned, "unsubscribe_url": UNSUBSCRIBE, "preferences_url": PREFERENCES}
-    )
+    return rendered.personalise({"name": cleaned, "unsubscribe_url": UNSUBSCRIBE, "preferences_url": PREFERENCES})
 
 
 # --- structure ------------------------------------------------------------------------------------
 
 
-def test_parses_back_to_exactly_the_personalised_parts(
-    factory: MessageFactory, rendered: RenderedCampaign
-) -> None:
+def test_parses_back_to_exactly_the_personalised_parts(factory: MessageFactory, rendered: RenderedCampaign) -> None:
     message = parse(build(factory))
     assert bodies(message) == personalised(rendered, "Ana Example")
     assert message.defects == []
@@ -145,9 +141,7 @@ def test_headers(factory: MessageFactory, settings: Settings) -> None:
     assert message["Reply-To"] == "care@harvest.example"
     assert message["Date"].datetime.tzinfo is not None
     assert re.fullmatch(r"<[^<>@\s]+@harvest\.example>", message["Message-ID"])
-    assert (
-        message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>, <mailto:news@harvest.example?subject=unsubscribe>"
-    )
+    assert message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>, <mailto:news@harvest.example?subject=unsubscribe>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "Harvest <newsletter.harvest.example>"
     for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe"):
@@ -156,9 +150,7 @@ def test_headers(factory: MessageFactory, settings: Settings) -> None:
 
 def test_exactly_one_recipient_and_no_cc_or_bcc(factory: MessageFactory) -> None:
     message = parse(build(factory))
-    assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == [
-        ("Ana Example", "ana@example.org")
-    ]
+    assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == [("Ana Example", "ana@example.org")]
     assert message["Cc"] is None and message["Bcc"] is None
 
 
@@ -178,14 +170,8 @@ def test_without_a_name_the_address_stands_alone(factory: MessageFactory, render
 def test_message_ids_are_unique_and_can_be_given(factory: MessageFactory) -> None:
     ids = {parse(build(factory))["Message-ID"] for _ in range(50)}
     assert len(ids) == 50
-    assert (
-        parse(build(factory, message_id="row-17.c3@harvest.example"))["Message-ID"]
-        == "<row-17.c3@harvest.example>"
-    )
-    assert (
-        parse(build(factory, message_id="<row-18@harvest.example>"))["Message-ID"]
-        == "<row-18@harvest.example>"
-    )
+    assert parse(build(factory, message_id="row-17.c3@harvest.example"))["Message-ID"] == "<row-17.c3@harvest.example>"
+    assert parse(build(factory, message_id="<row-18@harvest.example>"))["Message-ID"] == "<row-18@harvest.example>"
 
 
 def test_date_can_be_given(factory: MessageFactory) -> None:
@@ -280,9 +266,7 @@ def test_bad_message_id_is_refused(factory: MessageFactory) -> None:
         build(factory, message_id="<a@b>\r\nBcc: evil@example.com")
 
 
-def test_subject_with_encoded_word_lookalike_is_neutralised(
-    rendered: RenderedCampaign, settings: Settings
-) -> None:
+def test_subject_with_encoded_word_lookalike_is_neutralised(rendered: RenderedCampaign, settings: Settings) -> None:
     import dataclasses
 
     tricky = dataclasses.replace(rendered, subject="Hello =?UTF-8?Q?=0A?=Bcc: evil@example.com")
@@ -334,7 +318,7 @@ def test_format_address_is_one_clean_header_value(name: str) -> None:
     header = format_address(name, "ana@example.org")
     assert "\r\n" not in header.replace("\r\n ", "")  # only folding, never a new header line
     assert header.isascii()
-    assert header.endswith("ana@example.org") or header.endswith("<ana@example.org>")
+    assert header.endswith(("ana@example.org", "<ana@example.org>"))
 
 
 # --- round trips on arbitrary names ---------------------------------------------------------------
@@ -364,15 +348,6 @@ def test_any_name_round_trips(factory: MessageFactory, rendered: RenderedCampaig
 
 
 # --- stage two never goes back to stage one -------------------------------------------------------
-
-
-class CallCounter:
-    def __init__(self, wrapped: Callable[..., Any]) -> None:
-        self.wrapped, self.calls = wrapped, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self.wrapped(*args, **kwargs)
 
 
 def test_build_does_not_render_or_construct_messages(

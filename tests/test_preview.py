@@ -7,12 +7,10 @@ import urllib.request
 from pathlib import Path
 
 from newsletter.campaigns.content import load_campaign
-from newsletter.errors import NewsletterError
 from newsletter.campaigns.preview import PreviewState, make_server
 from newsletter.campaigns.render import render_campaign
-
-from tests.campaign_fixtures import FAQ_CAMPAIGN, write_campaign
-from tests.test_lint import settings  # noqa: F401 - the fixture
+from newsletter.errors import NewsletterError
+from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
 
 
 def get(base: str, path: str) -> str:
@@ -20,7 +18,7 @@ def get(base: str, path: str) -> str:
         return response.read().decode("utf-8")
 
 
-def test_preview_serves_both_widths_and_rerenders_on_save(settings, project: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_preview_serves_both_widths_and_rerenders_on_save(settings, project: Path) -> None:  # type: ignore[no-untyped-def]
     path = write_campaign(project, "faq", FAQ_CAMPAIGN)
 
     def render() -> str:
@@ -55,6 +53,6 @@ def test_a_render_error_is_shown_not_raised(project: Path) -> None:
     def broken() -> str:
         raise NewsletterError("template.mjml.j2:3: boom")
 
-    state = PreviewState(broken, lambda: [])
+    state = PreviewState(broken, list)
     state.refresh()
     assert "boom" in state.html and "<pre" in state.html

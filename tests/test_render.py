@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,7 @@ import jinja2
 import pytest
 
 import newsletter.campaigns.render as render_module
-from newsletter.config import Settings
 from newsletter.campaigns.content import Campaign, load_campaign, parse_campaign
-from newsletter.errors import NewsletterError
 from newsletter.campaigns.render import (
     NAME_FALLBACK,
     PersonalFieldError,
@@ -29,6 +26,9 @@ from newsletter.campaigns.templating import (
     make_environment,
     render_template,
 )
+from newsletter.config import Settings
+from newsletter.errors import NewsletterError
+from tests.support.calls import CallCounter
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "https://news.harvest.example"
@@ -94,9 +94,7 @@ def test_project_templates_come_first_and_default_prefix_reaches_the_package(set
     default = env.get_template("default:layout.txt.j2")
     assert Path(default.filename or "") == PACKAGE_TEMPLATES / "layout.txt.j2"
     # A name the project does not override falls through to the package.
-    assert (
-        Path(env.get_template("blocks/faq.txt.j2").filename or "") == PACKAGE_TEMPLATES / "blocks/faq.txt.j2"
-    )
+    assert Path(env.get_template("blocks/faq.txt.j2").filename or "") == PACKAGE_TEMPLATES / "blocks/faq.txt.j2"
 
 
 def test_project_layout_extends_the_default(settings: Settings) -> None:
@@ -188,9 +186,7 @@ def test_sandbox_blocks_unsafe_attribute_access(source: str) -> None:
 
 
 def test_infinite_range_is_a_clear_error_not_a_hang() -> None:
-    with pytest.raises(
-        TemplateRenderError, match=r"<template>:1: range\(\) would produce 1,000,000,000 items"
-    ):
+    with pytest.raises(TemplateRenderError, match=r"<template>:1: range\(\) would produce 1,000,000,000 items"):
         sandbox_render("{% for i in range(10**9) %}x{% endfor %}")
 
 
@@ -274,9 +270,7 @@ def test_layout_without_unsubscribe_link_is_refused(settings: Settings) -> None:
         render_campaign(campaign(), settings)
 
 
-@pytest.mark.parametrize(
-    "name", ["{{7*7}}", "<script>alert(1)</script>", "{% raw %}", "Ana & \"Bo\" 'C'", "⟦nl⟧ Zoë"]
-)
+@pytest.mark.parametrize("name", ["{{7*7}}", "<script>alert(1)</script>", "{% raw %}", "Ana & \"Bo\" 'C'", "⟦nl⟧ Zoë"])
 def test_names_stay_literal_in_both_parts(settings: Settings, name: str) -> None:
     rendered = render_campaign(campaign(), settings)
     html, text = rendered.personalise({**FIELDS, "name": name})
@@ -332,15 +326,6 @@ def test_placeholders_are_unguessable(settings: Settings) -> None:
     assert set(one) == {"name", "unsubscribe_url", "preferences_url"}
     assert not set(one.values()) & set(two.values())
     assert all(re.fullmatch(r"[A-Za-z0-9]+", token) for token in one.values())
-
-
-class CallCounter:
-    def __init__(self, wrapped: Callable[..., Any]) -> None:
-        self.wrapped, self.calls = wrapped, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self.wrapped(*args, **kwargs)
 
 
 def test_personalise_does_not_render_again(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,14 +8,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from newsletter.store import lease
-from newsletter.store.engine import Store
 from newsletter.delivery.transports import TemporaryFailure
 from newsletter.delivery.transports.memory import MemoryTransport
-
-from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from newsletter.store import lease
+from newsletter.store.engine import Store
 from tests.conftest import Newsletter
-from tests.smtp_servers import RecordingHandler, smtp_server
+from tests.support.campaigns import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from tests.support.smtp_servers import RecordingHandler, smtp_server
 
 ENV = {**SECRET_ENV, "NEWSLETTER_TRANSPORT": "memory:", "NEWSLETTER_RETRY_BASE": "0.01", "NEWSLETTER_MAX_ATTEMPTS": "2"}
 
@@ -61,10 +60,12 @@ def test_due_campaigns_are_sent_once_and_resumed(newsletter: Newsletter, project
     third = due(newsletter, "--now", "2026-11-24T12:10:00+00:00")
     assert third.exit_code == 0 and json.loads(third.output)["campaigns"] == []
     per_recipient = collections.Counter(m.recipient for m in MemoryTransport.outbox())
-    assert per_recipient == collections.Counter({e: 2 for e in emails})
+    assert per_recipient == collections.Counter(dict.fromkeys(emails, 2))
 
 
-def test_a_broken_campaign_is_reported_and_the_others_still_go(newsletter: Newsletter, project: Path, database_url: str) -> None:
+def test_a_broken_campaign_is_reported_and_the_others_still_go(
+    newsletter: Newsletter, project: Path, database_url: str
+) -> None:
     add_subscribers(database_url, 1)
     write_campaign(project, "good", scheduled("2026-11-01T09:00:00+00:00"))
     write_campaign(project, "broken", "---\nsubject: [unclosed\n---\nbody\n")
@@ -103,9 +104,23 @@ def test_two_send_due_processes_at_once_send_each_message_once(project: Path, da
     handler = RecordingHandler()
     with smtp_server(handler) as server:
         env = {**os.environ, **SECRET_ENV, "NEWSLETTER_TRANSPORT": server.url(), "NEWSLETTER_RATE": "30"}
-        argv = [sys.executable, "-m", "newsletter", "--project", str(project), "--db", database_url,
-                "send-due", "--yes", "--json", "--now", "2026-11-24T12:00:00+00:00"]
-        processes = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        argv = [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "--project",
+            str(project),
+            "--db",
+            database_url,
+            "send-due",
+            "--yes",
+            "--json",
+            "--now",
+            "2026-11-24T12:00:00+00:00",
+        ]
+        processes = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        ]
         outputs = [p.communicate(timeout=120) for p in processes]
     for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
@@ -116,4 +131,4 @@ def test_two_send_due_processes_at_once_send_each_message_once(project: Path, da
     sent = [c["this_run"]["sent"] for r in reports for c in r["campaigns"]]
     assert sum(sent) == 60
     received = collections.Counter(r for item in handler.received for r in item.recipients)
-    assert received == collections.Counter({e: 2 for e in emails})
+    assert received == collections.Counter(dict.fromkeys(emails, 2))

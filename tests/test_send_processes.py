@@ -15,15 +15,28 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
 from tests.conftest import _fresh_postgres_database
-from tests.smtp_servers import RecordingHandler, smtp_server
+from tests.support.campaigns import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from tests.support.smtp_servers import RecordingHandler, smtp_server
 
 
 def command(project: Path, database_url: str, url: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "newsletter", "--project", str(project), "--db", database_url,
-        "campaign", "send", "faq", "--yes", "--json", "--transport", url, *extra,
+        sys.executable,
+        "-m",
+        "newsletter",
+        "--project",
+        str(project),
+        "--db",
+        database_url,
+        "campaign",
+        "send",
+        "faq",
+        "--yes",
+        "--json",
+        "--transport",
+        url,
+        *extra,
     ]
 
 
@@ -67,7 +80,10 @@ def test_sigkill_mid_run_then_the_same_command_again(project: Path, database_url
     with smtp_server(handler) as server:
         first = subprocess.Popen(
             command(project, database_url, server.url(), "--rate", "25"),
-            env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         wait_for(lambda: len(handler.received) >= 10)
         first.kill()  # SIGKILL: no cleanup of any kind
@@ -78,8 +94,11 @@ def test_sigkill_mid_run_then_the_same_command_again(project: Path, database_url
         recorded = sent_rows(database_url)
         before = received(handler)
         second = subprocess.Popen(
-            command(project, database_url, server.url()), env=environment(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command(project, database_url, server.url()),
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         code, data = finish(second)
     after = received(handler) - before
@@ -99,14 +118,22 @@ def test_two_sends_started_at_the_same_moment_send_each_row_once(project: Path, 
         processes = [
             subprocess.Popen(
                 command(project, database_url, server.url(), "--connections", "2", "--rate", "60"),
-                env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(2)
         ]
         results = [finish(p) for p in processes]
         code, data = finish(
-            subprocess.Popen(command(project, database_url, server.url()), env=environment(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                command(project, database_url, server.url()),
+                env=environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
     assert code == 0 and data["sent"] == 60
     assert received(handler) == collections.Counter(emails)  # each exactly once
@@ -126,14 +153,22 @@ def test_postgresql_workers_share_a_campaign_without_duplicates(project: Path, p
     with smtp_server(handler) as server:
         # The first run fixes the audience and sends one message; the workers join it.
         code, data = finish(
-            subprocess.Popen(command(project, postgres_url, server.url(), "--limit", "1"), env=environment(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                command(project, postgres_url, server.url(), "--limit", "1"),
+                env=environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
         assert (code, data["sent"], data["pending"]) == (75, 1, 79)
         workers = [
             subprocess.Popen(
                 command(project, postgres_url, server.url(), "--worker", "--rate", "20"),
-                env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(2)
         ]

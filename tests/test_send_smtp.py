@@ -9,9 +9,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.campaign_fixtures import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
 from tests.conftest import Newsletter
-from tests.smtp_servers import DROP, STALL, RecordingHandler, smtp_server
+from tests.support.campaigns import FAQ_CAMPAIGN, SECRET_ENV, add_subscribers, write_campaign
+from tests.support.smtp_servers import DROP, STALL, RecordingHandler, smtp_server
 
 
 class ScriptedHandler(RecordingHandler):
@@ -22,7 +22,9 @@ class ScriptedHandler(RecordingHandler):
         self.script = {k: collections.deque(v) for k, v in script.items()}
         self.data_script = {k: collections.deque(v) for k, v in (data_script or {}).items()}
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         replies = self.script.get(address)
         if replies:
             self.rcpt_replies[address] = replies.popleft()
@@ -88,7 +90,9 @@ def test_connection_cut_before_the_reply_to_data(newsletter: Newsletter, project
     assert received(handler) == collections.Counter(emails)
 
 
-def test_a_stalled_server_times_out_and_leaves_the_message_pending(newsletter: Newsletter, project: Path, database_url: str) -> None:
+def test_a_stalled_server_times_out_and_leaves_the_message_pending(
+    newsletter: Newsletter, project: Path, database_url: str
+) -> None:
     write_campaign(project, "faq", FAQ_CAMPAIGN)
     emails = add_subscribers(database_url, 2)
     handler = ScriptedHandler({}, data_script={emails[0]: [STALL, STALL]})
@@ -101,7 +105,9 @@ def test_a_stalled_server_times_out_and_leaves_the_message_pending(newsletter: N
     assert received(handler) == collections.Counter(emails)
 
 
-def test_an_unreachable_server_exits_75_with_a_warning(newsletter: Newsletter, project: Path, database_url: str) -> None:
+def test_an_unreachable_server_exits_75_with_a_warning(
+    newsletter: Newsletter, project: Path, database_url: str
+) -> None:
     write_campaign(project, "faq", FAQ_CAMPAIGN)
     add_subscribers(database_url, 2)
     code, data = send(newsletter, "smtp://127.0.0.1:1?tls=none&timeout=2")

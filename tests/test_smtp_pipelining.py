@@ -8,9 +8,14 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from newsletter.delivery.transports import OutgoingMessage, PermanentFailure, TemporaryFailure, TransportContext, open_transport
-
-from tests.smtp_servers import RecordingHandler, smtp_server
+from newsletter.delivery.transports import (
+    OutgoingMessage,
+    PermanentFailure,
+    TemporaryFailure,
+    TransportContext,
+    open_transport,
+)
+from tests.support.smtp_servers import RecordingHandler, smtp_server
 
 
 class PipeliningHandler(RecordingHandler):
@@ -20,11 +25,15 @@ class PipeliningHandler(RecordingHandler):
         super().__init__(**kwargs)
         self.envelope_reads: list[int] = []
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         # What is already buffered when MAIL is handled tells whether RCPT and DATA came with it.
         self.envelope_reads.append(len(server._reader._buffer))  # type: ignore[union-attr]
         envelope.mail_from = address
@@ -47,7 +56,9 @@ def test_pipelined_envelopes_deliver_intact(tmp_path: Path) -> None:
     assert all(pending > 0 for pending in handler.envelope_reads)  # RCPT and DATA were already there
 
 
-@pytest.mark.parametrize(("reply", "failure"), [("451 4.7.1 Try later", TemporaryFailure), ("550 5.1.1 No such user", PermanentFailure)])
+@pytest.mark.parametrize(
+    ("reply", "failure"), [("451 4.7.1 Try later", TemporaryFailure), ("550 5.1.1 No such user", PermanentFailure)]
+)
 def test_a_refused_recipient_keeps_the_connection_in_step(tmp_path: Path, reply: str, failure: type) -> None:
     handler = PipeliningHandler(rcpt_replies={"refused@example.org": reply})
     with smtp_server(handler) as server, open_transport(server.url(), TransportContext(tmp_path)) as transport:

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from newsletter.store.engine import MIGRATIONS, SCHEMA_REVISION, init_store, make_engine, open_store
 from newsletter.errors import StoreError
+from newsletter.store.engine import MIGRATIONS, SCHEMA_REVISION, init_store, make_engine, open_store
 from newsletter.store.models import Base
 
 

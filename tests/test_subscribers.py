@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from newsletter.errors import ConfigError, InvalidAddress, NotFound, Suppressed
+from newsletter.store.engine import Store
+from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
 from newsletter.subscribers import queries, service
 from newsletter.subscribers.addresses import erasure_hash
-from newsletter.store.engine import Store
-from newsletter.errors import ConfigError, InvalidAddress, NotFound, Suppressed
-from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
 from newsletter.subscribers.service import ConsentInfo
 
 MANUAL = ConsentInfo(Source.MANUAL, "v1", origin="test")
@@ -131,7 +131,15 @@ def test_erasure_needs_the_secret_key_to_stay_enforced(store: Store) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["Ann\r\nBcc: x@example.com", "Ann\x00Lee", "Ann\u2028Lee", "Ann\u2029Lee", "Ann\x85Lee", "Ann\x1bLee", "Ann\u202eLee"],
+    [
+        "Ann\r\nBcc: x@example.com",
+        "Ann\x00Lee",
+        "Ann\u2028Lee",
+        "Ann\u2029Lee",
+        "Ann\x85Lee",
+        "Ann\x1bLee",
+        "Ann\u202eLee",
+    ],
 )
 def test_names_never_carry_control_characters_into_the_store(store: Store, raw: str) -> None:
     add(store, "n@example.org", name=raw)

@@ -19,7 +19,6 @@ from typing import Literal
 
 import pytest
 
-from newsletter.errors import NewsletterError
 from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
@@ -38,8 +37,8 @@ from newsletter.delivery.transports.console import ConsoleTransport
 from newsletter.delivery.transports.file import FileTransport, file_name
 from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.delivery.transports.smtp import SMTPTransport
-
-from tests.smtp_servers import (
+from newsletter.errors import NewsletterError
+from tests.support.smtp_servers import (
     DROP,
     STALL,
     Certificate,
@@ -511,9 +510,7 @@ def test_smtp_untrusted_certificate_is_a_config_error_unless_verify_is_off(
     assert len(handler.received) == 1
 
 
-def test_smtp_starttls_required_but_not_offered_is_a_config_error(
-    server: RunningServer, tmp_path: Path
-) -> None:
+def test_smtp_starttls_required_but_not_offered_is_a_config_error(server: RunningServer, tmp_path: Path) -> None:
     url = server.url().replace("tls=none", "tls=starttls")
     with pytest.raises(TransportConfigError, match="STARTTLS"):
         open_transport(url, context(tmp_path)).open()
@@ -658,9 +655,7 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         del sys.modules[name]
 
 
-def test_a_third_party_transport_comes_in_through_the_entry_point_group(
-    plugin_path: Path, tmp_path: Path
-) -> None:
+def test_a_third_party_transport_comes_in_through_the_entry_point_group(plugin_path: Path, tmp_path: Path) -> None:
     install_plugin(
         plugin_path, "fake_transport_plugin", "fake_transport_one", "fake = fake_transport_one:FakeTransport"
     )

@@ -17,28 +17,27 @@ import itsdangerous
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.delivery import ledger
-from newsletter.subscribers import queries
-from newsletter.store.engine import Store, open_store
-from newsletter.errors import ConfigError
 from newsletter.delivery.links import Links
-from newsletter.store.models import EventKind, Status, Subscriber
 from newsletter.delivery.transports import PermanentFailure, TemporaryFailure, TransportConfigError
 from newsletter.delivery.transports.memory import MemoryTransport
+from newsletter.errors import ConfigError
+from newsletter.store.engine import Store, open_store
+from newsletter.store.models import EventKind, Status, Subscriber
+from newsletter.subscribers import queries
 from newsletter.web import RateLimits, close_app, create_app, wsgi
 from newsletter.web.pages import ARCHIVE_CSP
-
 from tests.conftest import Newsletter
-from tests.web_fixtures import (
+from tests.support.web import (
     BASE,
     SECRET,
     add_subscriber,
-    app,  # noqa: F401 - fixtures
-    client,  # noqa: F401
     erase,
     find,
     link_in,
@@ -337,9 +336,7 @@ def test_only_the_button_confirms_never_the_link_itself(app: Flask, client: Flas
     assert len(find(store, "ana@example.org").events) == len(ana.events)  # type: ignore[union-attr]
 
 
-def test_a_confirm_link_of_someone_who_has_left_confirms_nothing(
-    app: Flask, client: FlaskClient, store: Store
-) -> None:
+def test_a_confirm_link_of_someone_who_has_left_confirms_nothing(app: Flask, client: FlaskClient, store: Store) -> None:
     subscribe(client, "ana@example.org")
     path = link_in(sent(app)[0], "confirm")
     ana = find(store, "ana@example.org")
@@ -374,9 +371,7 @@ def test_one_click_unsubscribe_is_done_before_the_answer_and_repeatable(
     assert [e.detail for e in events] == [{"via": "one-click"}]
 
 
-def test_the_visible_unsubscribe_link_shows_a_button_and_changes_nothing(
-    client: FlaskClient, store: Store
-) -> None:
+def test_the_visible_unsubscribe_link_shows_a_button_and_changes_nothing(client: FlaskClient, store: Store) -> None:
     ana = add_subscriber(store, "ana@example.org")
     path = token_path("unsubscribe", ana)
     before = snapshot(store)
@@ -401,7 +396,9 @@ def test_preferences_change_topics_and_pause_and_leave_other_tags_alone(client: 
     path = token_path("preferences", ana)
     page = client.get(path)
     assert page.status_code == 200
-    checked = {i["value"] for i in controls(page.get_data(as_text=True)).inputs if i.get("name") == "topic" and "checked" in i}
+    checked = {
+        i["value"] for i in controls(page.get_data(as_text=True)).inputs if i.get("name") == "topic" and "checked" in i
+    }
     assert checked == {"faq-updates"}
 
     response = client.post(path, data={"action": "save", "topic": ["clinic-news", "client-stories"], "paused": "1"})
@@ -448,7 +445,9 @@ def _bad_tokens(store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, tupl
     gone = add_subscriber(store, "gone@example.org", Status.PENDING)
     ours = links()
     forged = Links("another-secret-key-entirely", BASE)
-    tokens = {purpose: ours.token(purpose, ana.id, ana.email_key) for purpose in ("confirm", "unsubscribe", "preferences")}
+    tokens = {
+        purpose: ours.token(purpose, ana.id, ana.email_key) for purpose in ("confirm", "unsubscribe", "preferences")
+    }
     gone_tokens = {p: ours.token(p, gone.id, gone.email_key) for p in ("confirm", "unsubscribe", "preferences")}
     erase(store, "gone@example.org")
     with monkeypatch.context() as patch:
@@ -465,7 +464,7 @@ def _bad_tokens(store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, tupl
         bad[f"{purpose}-garbage"] = (purpose, "ünïcödé" + token)
         bad[f"{purpose}-huge"] = (purpose, "A" * 5000)
     bad["confirm-expired"] = ("confirm", expired)
-    bad["confirm-tampered-payload"] = ("confirm", "WzIsImFhYWEiXQ" + tokens["confirm"][tokens["confirm"].index("."):])
+    bad["confirm-tampered-payload"] = ("confirm", "WzIsImFhYWEiXQ" + tokens["confirm"][tokens["confirm"].index(".") :])
     return bad
 
 
@@ -516,7 +515,9 @@ def test_the_archive_lists_campaigns_newest_first_and_serves_them_without_script
     assert b"No newsletters have been sent yet" in client.get("/archive").data
     with store.session() as session:
         ledger.record_campaign(session, "older", "The older one", "<html><body><p>Old</p></body></html>")
-        ledger.record_campaign(session, "newer", "The <newer> one", "<html><body><p>New</p><script>alert(1)</script></body></html>")
+        ledger.record_campaign(
+            session, "newer", "The <newer> one", "<html><body><p>New</p><script>alert(1)</script></body></html>"
+        )
         ledger.record_campaign(session, "empty", "Not built", "")
     index = client.get("/archive").get_data(as_text=True)
     assert index.index("The &lt;newer&gt; one") < index.index("The older one")
@@ -555,7 +556,12 @@ def test_non_utf8_input_is_a_400(app: Flask, client: FlaskClient, store: Store, 
 
 @pytest.mark.parametrize(
     "name",
-    ["Ana\r\nBcc: victim@example.org", "Ana\nX-Injected: 1", "Ana\u2028Bcc: x@example.org", "=?utf-8?q?=0ABcc:_x@example.org?="],
+    [
+        "Ana\r\nBcc: victim@example.org",
+        "Ana\nX-Injected: 1",
+        "Ana\u2028Bcc: x@example.org",
+        "=?utf-8?q?=0ABcc:_x@example.org?=",
+    ],
 )
 def test_header_injection_in_the_name_is_a_400(app: Flask, client: FlaskClient, store: Store, name: str) -> None:
     response = subscribe(client, "ana@example.org", name=name)
@@ -564,7 +570,16 @@ def test_header_injection_in_the_name_is_a_400(app: Flask, client: FlaskClient, 
 
 
 @pytest.mark.parametrize(
-    "address", ["not-an-address", "", "ana@", "ana@example", "ünï@example.org", "ana@example.org\r\nBcc: x@example.org", "a" * 400 + "@example.org"]
+    "address",
+    [
+        "not-an-address",
+        "",
+        "ana@",
+        "ana@example",
+        "ünï@example.org",
+        "ana@example.org\r\nBcc: x@example.org",
+        "a" * 400 + "@example.org",
+    ],
 )
 def test_an_unusable_address_is_a_400_that_does_not_echo_it(app: Flask, client: FlaskClient, address: str) -> None:
     response = subscribe(client, address)
@@ -587,7 +602,12 @@ def test_an_oversize_body_is_a_friendly_413(client: FlaskClient, store: Store) -
 def test_unknown_routes_and_wrong_methods_get_friendly_pages(client: FlaskClient) -> None:
     missing = client.get("/wp-login.php")
     assert missing.status_code == 404 and b"Page not found" in missing.data
-    for method, path in (("DELETE", "/subscribe"), ("PUT", "/unsubscribe/x"), ("POST", "/archive"), ("POST", "/unsubscribe")):
+    for method, path in (
+        ("DELETE", "/subscribe"),
+        ("PUT", "/unsubscribe/x"),
+        ("POST", "/archive"),
+        ("POST", "/unsubscribe"),
+    ):
         response = client.open(path, method=method)
         assert response.status_code == 405, (method, path)
         assert b"cannot be used that way" in response.data and "Allow" in response.headers
@@ -604,7 +624,9 @@ def test_no_input_makes_a_server_error(tmp_path: Path) -> None:
             st.text(max_size=300),
         ),
         path=st.sampled_from(["/subscribe", "/confirm/{t}", "/unsubscribe/{t}", "/preferences/{t}"]),
-        token=st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="/?#%"), min_size=1, max_size=120),
+        token=st.text(
+            st.characters(blacklist_categories=["Cs"], blacklist_characters="/?#%"), min_size=1, max_size=120
+        ),
     )
     def check(fields: dict[str, str], path: str, token: str) -> None:
         response = client.post(path.format(t=token), data=fields)
@@ -742,7 +764,9 @@ def test_the_wsgi_entry_point_reads_the_project_settings(
         assert b"Harvest Test Clinic" in client.get("/subscribe").data
         behind_proxy = {"REMOTE_ADDR": "127.0.0.1"}
         forwarded = {"X-Forwarded-For": "198.51.100.7"}
-        response = client.post("/subscribe", data={"email": "ana@example.org"}, headers=forwarded, environ_base=behind_proxy)
+        response = client.post(
+            "/subscribe", data={"email": "ana@example.org"}, headers=forwarded, environ_base=behind_proxy
+        )
         assert response.status_code == 200
     finally:
         close_app(flask_app)
@@ -750,7 +774,9 @@ def test_the_wsgi_entry_point_reads_the_project_settings(
     try:
         ana = find(store, "ana@example.org")
         assert ana is not None
-        assert ana.consents[0].ip_hash == hmac.new(SECRET.encode(), b"consent-ip:198.51.100.7", hashlib.sha256).hexdigest()
+        assert (
+            ana.consents[0].ip_hash == hmac.new(SECRET.encode(), b"consent-ip:198.51.100.7", hashlib.sha256).hexdigest()
+        )
     finally:
         store.dispose()
 
@@ -795,7 +821,11 @@ def test_a_form_request_for_an_unsubscribed_address_does_not_open_it_to_imports(
     subscribe(client, "gone@example.org")  # anyone could have typed it; its owner has not confirmed
     with store.session() as session:
         report = import_csv(
-            session, io.StringIO("Email\ngone@example.org\n", newline=""), origin="x.csv", wording_version="v1", confirmed=True
+            session,
+            io.StringIO("Email\ngone@example.org\n", newline=""),
+            origin="x.csv",
+            wording_version="v1",
+            confirmed=True,
         )
     assert report.suppressed == 1
     gone = find(store, "gone@example.org")

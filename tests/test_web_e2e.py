@@ -25,16 +25,15 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
+from newsletter.config import Settings
 from newsletter.delivery import service as delivery
 from newsletter.delivery.prepare import prepare
 from newsletter.delivery.transports import transport_factory
-from newsletter.config import Settings
 from newsletter.store.engine import open_store
 from newsletter.store.models import EventKind
 from newsletter.web import close_app, create_app
-
-from tests.smtp_servers import Certificate, RecordingHandler, make_certificate, smtp_server
-from tests.web_fixtures import SECRET, find
+from tests.support.smtp_servers import Certificate, RecordingHandler, make_certificate, smtp_server
+from tests.support.web import SECRET, find
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -62,7 +61,9 @@ No. Book as usual; the evening slots appear in the calendar from the first of th
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found; `make test` installs Debian's chromium package (never `playwright install`)")
+        pytest.fail(
+            f"{CHROMIUM} not found; `make test` installs Debian's chromium package (never `playwright install`)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:

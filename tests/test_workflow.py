@@ -21,7 +21,10 @@ def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert executable, "check-jsonschema is in the dev extras; run make test"
     return subprocess.run(
-        [executable, "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True, text=True, check=False
+        [executable, "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -46,7 +49,7 @@ def test_triggers_concurrency_and_secrets() -> None:
     step = next(s for s in send["steps"] if "send-due" in s.get("run", ""))
     assert "newsletter send-due --yes --json" in step["run"]
     for name in ("NEWSLETTER_DATABASE_URL", "NEWSLETTER_SMTP_PASSWORD", "NEWSLETTER_SECRET_KEY"):
-        assert step["env"][name] == "${{ secrets.%s }}" % name
+        assert step["env"][name] == f"${{{{ secrets.{name} }}}}"
     previews = workflow["jobs"]["previews"]
     commands = " ".join(s.get("run", "") for s in previews["steps"])
     assert "newsletter campaign lint" in commands and "newsletter campaign build" in commands

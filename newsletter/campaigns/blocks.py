@@ -112,9 +112,7 @@ class _BodyParser:
         if kind not in BLOCK_KINDS:
             close = difflib.get_close_matches(kind.lower(), BLOCK_KINDS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise BodyError(
-                f"unknown block kind {kind!r}{hint}; known kinds: {', '.join(BLOCK_KINDS)}", where
-            )
+            raise BodyError(f"unknown block kind {kind!r}{hint}; known kinds: {', '.join(BLOCK_KINDS)}", where)
         if closing >= len(self.lines) or not _MARKER_ONLY_RE.match(self.lines[closing]):
             raise BodyError(f"the {kind} block opened here is never closed: add a line ':::' after it", where)
         for token in inner:
@@ -164,8 +162,7 @@ class _BodyParser:
         for n, text in enumerate(token.content.split("\n")):
             if _MARKER_ONLY_RE.match(text):
                 raise BodyError(
-                    "this ':::' line closes no block "
-                    "(a block starts with '::: faq QUESTION' or '::: vignette')",
+                    "this ':::' line closes no block (a block starts with '::: faq QUESTION' or '::: vignette')",
                     self.file_line(token.map[0] + n),
                 )
 

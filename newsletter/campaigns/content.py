@@ -194,9 +194,7 @@ def _split_front_matter(text: str, label: Path | str) -> tuple[dict[str, Any], s
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        raise CampaignError(
-            f"front matter must be 'key: value' lines, not a {_yaml_type(meta)}", path=label, line=2
-        )
+        raise CampaignError(f"front matter must be 'key: value' lines, not a {_yaml_type(meta)}", path=label, line=2)
     offset = text.count("\n", 0, len(text) - len(body))
     # python-frontmatter's boundary pattern swallows the rest of the closing '---' line and any blank
     # lines after it except the last newline, so the body starts with that newline.
@@ -222,15 +220,11 @@ def _check_front_matter(meta: Mapping[Any, Any], label: Path | str) -> dict[str,
 
     template = meta.get("template", "default")
     if not isinstance(template, str) or not TEMPLATE_NAME_RE.fullmatch(template):
-        raise CampaignError(
-            f"'template' must be a template name such as 'default', got {template!r}", path=label
-        )
+        raise CampaignError(f"'template' must be a template name such as 'default', got {template!r}", path=label)
 
     audience = meta.get("audience") or []
     if isinstance(audience, str) or not isinstance(audience, list):
-        raise CampaignError(
-            f"'audience' must be a list of tags, e.g. [faq-updates], got {audience!r}", path=label
-        )
+        raise CampaignError(f"'audience' must be a list of tags, e.g. [faq-updates], got {audience!r}", path=label)
     tags: list[str] = []
     for tag in audience:
         if not isinstance(tag, str) or not tag.strip():
@@ -249,14 +243,12 @@ def _check_front_matter(meta: Mapping[Any, Any], label: Path | str) -> dict[str,
 
 def _one_line_text(key: str, value: Any, label: Path | str) -> str:
     if not isinstance(value, str):
-        raise CampaignError(
-            f"{key!r} must be text, got {_yaml_type(value)} {value!r}; put it in quotes", path=label
-        )
+        raise CampaignError(f"{key!r} must be text, got {_yaml_type(value)} {value!r}; put it in quotes", path=label)
     value = value.strip()
     # Subject and preheader end up in a mail header and a hidden preview line: one line only.
     if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):
         raise CampaignError(f"{key!r} must be one line without control characters", path=label)
-    return value
+    return str(value)
 
 
 def _send_at(value: Any, label: Path | str) -> datetime | None:
@@ -269,9 +261,7 @@ def _send_at(value: Any, label: Path | str) -> datetime | None:
         except ValueError:
             raise CampaignError(f"'send_at' is not an ISO 8601 time ({example})", path=label) from None
     if isinstance(value, date) and not isinstance(value, datetime):
-        raise CampaignError(
-            f"'send_at' needs a time and a UTC offset, not just a date ({example})", path=label
-        )
+        raise CampaignError(f"'send_at' needs a time and a UTC offset, not just a date ({example})", path=label)
     if not isinstance(value, datetime):
         raise CampaignError(f"'send_at' must be an ISO 8601 time ({example}), got {value!r}", path=label)
     if value.tzinfo is None or value.utcoffset() is None:

@@ -17,21 +17,53 @@ from typing import TYPE_CHECKING, Any
 
 from newsletter.campaigns import vignette
 from newsletter.campaigns.content import CampaignError, CampaignNotFound, load_campaign
-from newsletter.errors import NewsletterError
 from newsletter.campaigns.render import RenderedCampaign, render_campaign
+from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
-    from newsletter.config import Settings
     from newsletter.campaigns.content import Campaign
+    from newsletter.config import Settings
 
 SUBJECT_MAX = 78
 HTML_MAX_BYTES = 90 * 1024  # Gmail clips messages at about 102 KB
 # Every element mjml-python knows; it passes unknown mj- tags through silently.
 MJML_ELEMENTS = frozenset(
-    """mjml mj-head mj-body mj-attributes mj-all mj-class mj-breakpoint mj-font mj-preview mj-style
-    mj-title mj-include mj-raw mj-accordion mj-accordion-element mj-accordion-title mj-accordion-text
-    mj-button mj-carousel mj-carousel-image mj-column mj-divider mj-group mj-hero mj-image mj-navbar
-    mj-navbar-link mj-section mj-social mj-social-element mj-spacer mj-table mj-text mj-wrapper""".split()
+    [
+        "mjml",
+        "mj-head",
+        "mj-body",
+        "mj-attributes",
+        "mj-all",
+        "mj-class",
+        "mj-breakpoint",
+        "mj-font",
+        "mj-preview",
+        "mj-style",
+        "mj-title",
+        "mj-include",
+        "mj-raw",
+        "mj-accordion",
+        "mj-accordion-element",
+        "mj-accordion-title",
+        "mj-accordion-text",
+        "mj-button",
+        "mj-carousel",
+        "mj-carousel-image",
+        "mj-column",
+        "mj-divider",
+        "mj-group",
+        "mj-hero",
+        "mj-image",
+        "mj-navbar",
+        "mj-navbar-link",
+        "mj-section",
+        "mj-social",
+        "mj-social-element",
+        "mj-spacer",
+        "mj-table",
+        "mj-text",
+        "mj-wrapper",
+    ]
 )
 _MJ_TAG = re.compile(r"<(mj-[a-z0-9-]+)")
 
@@ -79,26 +111,39 @@ def _subject(campaign: Campaign, report: LintReport) -> None:
     line = _line_of(campaign, "subject:")
     if len(campaign.subject) > SUBJECT_MAX:
         report.errors.append(
-            Issue("subject.length", f"the subject is {len(campaign.subject)} characters; keep it to {SUBJECT_MAX}", line)
+            Issue(
+                "subject.length", f"the subject is {len(campaign.subject)} characters; keep it to {SUBJECT_MAX}", line
+            )
         )
 
 
 def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, report: LintReport) -> None:
     for tag in sorted(set(_MJ_TAG.findall(rendered.mjml)) - MJML_ELEMENTS):
-        report.errors.append(Issue("mjml.unknown-element", f"<{tag}> is not an MJML element; it would pass through as raw HTML"))
+        report.errors.append(
+            Issue("mjml.unknown-element", f"<{tag}> is not an MJML element; it would pass through as raw HTML")
+        )
     html, text = rendered.preview()
     size = len(html.encode("utf-8"))
     if size > HTML_MAX_BYTES:
         report.errors.append(
-            Issue("html.size", f"the HTML is {size // 1024} KB; Gmail clips emails over about 102 KB (limit {HTML_MAX_BYTES // 1024} KB)")
+            Issue(
+                "html.size",
+                f"the HTML is {size // 1024} KB; Gmail clips emails over about 102 KB (limit {HTML_MAX_BYTES // 1024} KB)",
+            )
         )
     links = _Links()
     links.feed(html)
     for image in links.images:
-        if image.get("alt") is None or not (image.get("alt") or "").strip() and image.get("role") != "presentation":
-            report.errors.append(Issue("html.img-alt", f"image {image.get('src')!r} has no alt text", _line_of(campaign, str(image.get("src")))))
+        if image.get("alt") is None or (not (image.get("alt") or "").strip() and image.get("role") != "presentation"):
+            report.errors.append(
+                Issue(
+                    "html.img-alt",
+                    f"image {image.get('src')!r} has no alt text",
+                    _line_of(campaign, str(image.get("src"))),
+                )
+            )
     for href in links.hrefs:
-        if not (href.startswith("https://") or href.startswith("mailto:")):
+        if not href.startswith(("https://", "mailto:")):
             report.errors.append(Issue("html.link", f"link {href!r} is not https", _line_of(campaign, href)))
     unsubscribe = rendered.sample_urls["unsubscribe_url"]
     if unsubscribe not in links.hrefs:

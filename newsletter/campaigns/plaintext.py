@@ -64,9 +64,7 @@ def _block(node: SyntaxTreeNode, width: int) -> str:
 def _list(node: SyntaxTreeNode, width: int) -> str:
     start = int(node.attrs.get("start", 1) or 1)
     # markdown-it hides the paragraphs of a tight list; a loose list keeps blank lines between items.
-    tight = all(
-        child.type != "paragraph" or child.hidden for item in node.children for child in item.children
-    )
+    tight = all(child.type != "paragraph" or child.hidden for item in node.children for child in item.children)
     items = []
     for n, item in enumerate(node.children):
         marker = "- " if node.type == "bullet_list" else f"{start + n}. "
@@ -89,9 +87,7 @@ def _inline(node: SyntaxTreeNode) -> str:
             out.append("\n")
         elif kind == "link":
             label, href = _inline(child), str(child.attrs.get("href", ""))
-            out.append(
-                href if label in (href, href.removeprefix("mailto:")) or not label else f"{label} ({href})"
-            )
+            out.append(href if label in (href, href.removeprefix("mailto:")) or not label else f"{label} ({href})")
         elif kind == "image":
             out.append(_inline(child) or str(child.attrs.get("alt", "")))
         else:  # em, strong, s: plain text has no emphasis worth faking

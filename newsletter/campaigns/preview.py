@@ -87,7 +87,7 @@ def make_server(state: PreviewState, title: str, host: str = "127.0.0.1", port: 
     page = PAGE.format(title=html.escape(title)).encode("utf-8")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             state.refresh()
             if self.path == "/":
                 body, kind = page, "text/html; charset=utf-8"

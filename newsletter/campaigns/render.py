@@ -24,8 +24,8 @@ from mjml import mjml2html
 
 from newsletter.campaigns import plaintext
 from newsletter.campaigns.content import Block, Campaign, markdown_parser
-from newsletter.errors import NewsletterError
 from newsletter.campaigns.templating import TemplateRenderError, make_environment, render_template
+from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -133,9 +133,7 @@ def check_url(field: str, url: str) -> str:
     """An absolute http(s) URL with nothing that could break out of an attribute or a header."""
     # ASCII only: the unsubscribe URL also goes into the List-Unsubscribe header.
     if len(url) > 900 or not url.isascii() or not _URL_RE.fullmatch(url):
-        raise PersonalFieldError(
-            f"{field} must be an absolute http(s) URL in ASCII, without spaces or quotes"
-        )
+        raise PersonalFieldError(f"{field} must be an absolute http(s) URL in ASCII, without spaces or quotes")
     return url
 
 

@@ -57,8 +57,7 @@ class RenderBudget:
         self.items += count
         if self.items > self.limits.max_range:
             raise RenderLimitExceeded(
-                f"range() would produce {self.items:,} items in this render; the limit is "
-                f"{self.limits.max_range:,}"
+                f"range() would produce {self.items:,} items in this render; the limit is {self.limits.max_range:,}"
             )
         self.tick()
 
@@ -69,16 +68,12 @@ class RenderBudget:
             )
         self.work += chars
         if self.work > self.limits.max_work:
-            raise RenderLimitExceeded(
-                f"the template produced more than {self.limits.max_work:,} characters of values"
-            )
+            raise RenderLimitExceeded(f"the template produced more than {self.limits.max_work:,} characters of values")
         self.tick()
 
 
 # The budget of the render in progress; a context variable so threads and tasks each have their own.
-_BUDGET: contextvars.ContextVar[RenderBudget | None] = contextvars.ContextVar(
-    "newsletter_render_budget", default=None
-)
+_BUDGET: contextvars.ContextVar[RenderBudget | None] = contextvars.ContextVar("newsletter_render_budget", default=None)
 
 
 @contextlib.contextmanager
@@ -244,12 +239,8 @@ def _check_format(budget: RenderBudget, pattern: str, args: Any) -> None:
     """Widths and precisions ("%0999999999d", "{:>999999999}", "%*d") allocate before any other check
     could see the result, so refuse them up front."""
     values = [*args, *(v for a in args if isinstance(a, Mapping) for v in a.values())]
-    numbers = [int(n) for n in _NUMBER_RE.findall(pattern) if len(n) <= 12] + [
-        v for v in values if isinstance(v, int)
-    ]
-    if any(len(n) > 12 for n in _NUMBER_RE.findall(pattern)) or any(
-        abs(n) > budget.limits.max_output for n in numbers
-    ):
+    numbers = [int(n) for n in _NUMBER_RE.findall(pattern) if len(n) <= 12] + [v for v in values if isinstance(v, int)]
+    if any(len(n) > 12 for n in _NUMBER_RE.findall(pattern)) or any(abs(n) > budget.limits.max_output for n in numbers):
         raise RenderLimitExceeded("a format width or precision is larger than the output limit")
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import jinja2
 
-from newsletter.errors import NewsletterError
 from newsletter.campaigns.sandbox import CampaignSandbox, RenderBudget, RenderLimitExceeded, RenderLimits, render_budget
+from newsletter.errors import NewsletterError
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -116,7 +116,9 @@ def _render_capped(
             budget.tick()
             chunks.append(chunk)
     finally:
-        stream.close()
+        close = getattr(stream, "close", None)  # a generator: stop it now, not when collected
+        if close is not None:
+            close()
     return "".join(chunks)
 
 

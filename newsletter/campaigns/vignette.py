@@ -98,7 +98,9 @@ def read_review(campaign: Campaign) -> Review:
         if not isinstance(entry, Mapping):
             raise CampaignError(f"{where} must have text, reviewer and reason", path=label)
         try:
-            accept.append(Acceptance(_text(entry, "text", where), _text(entry, "reviewer", where), _text(entry, "reason", where)))
+            accept.append(
+                Acceptance(_text(entry, "text", where), _text(entry, "reviewer", where), _text(entry, "reason", where))
+            )
         except CampaignError as exc:
             raise CampaignError(exc.reason, path=label) from None
     for index, entry in enumerate(section.get("signoff") or [], 1):
@@ -109,7 +111,9 @@ def read_review(campaign: Campaign) -> Review:
         if not isinstance(when, date):
             raise CampaignError(f"{where} needs a date (YYYY-MM-DD)", path=label)
         try:
-            signoffs.append(Signoff(entry["vignette"], _text(entry, "reviewer", where), when, _text(entry, "hash", where)))
+            signoffs.append(
+                Signoff(entry["vignette"], _text(entry, "reviewer", where), when, _text(entry, "hash", where))
+            )
         except CampaignError as exc:
             raise CampaignError(exc.reason, path=label) from None
     return Review(tuple(deny), tuple(accept), tuple(signoffs))
@@ -135,15 +139,15 @@ def signoff_problems(campaign: Campaign, review: Review) -> list[SignoffProblem]
         latest[signoff.vignette] = signoff
     problems = []
     for number, block in enumerate(campaign.vignettes, 1):
-        signoff = latest.get(number)
-        if signoff is None:
+        current = latest.get(number)
+        if current is None:
             problems.append(SignoffProblem(number, block.line, f"vignette {number} has no reviewer sign-off"))
-        elif signoff.hash != text_hash(block):
+        elif current.hash != text_hash(block):
             problems.append(
                 SignoffProblem(
                     number,
                     block.line,
-                    f"vignette {number} changed after {signoff.reviewer} signed it off on {signoff.date}; "
+                    f"vignette {number} changed after {current.reviewer} signed it off on {current.date}; "
                     "it needs a new sign-off",
                 )
             )
@@ -164,7 +168,9 @@ def with_signoff(campaign: Campaign, reviewer: str, when: date, numbers: Sequenc
     vignettes = campaign.vignettes
     for number in numbers:
         if not 1 <= number <= len(vignettes):
-            raise CampaignError(f"there is no vignette {number} (the campaign has {len(vignettes)})", path=campaign.path)
+            raise CampaignError(
+                f"there is no vignette {number} (the campaign has {len(vignettes)})", path=campaign.path
+            )
     meta = dict(campaign.front_matter)
     section = dict(meta.get("deid") or {})
     kept = [s for s in section.get("signoff") or [] if isinstance(s, Mapping) and s.get("vignette") not in numbers]

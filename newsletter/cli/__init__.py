@@ -6,14 +6,14 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import __version__
-from newsletter.errors import NewsletterError
 from newsletter.cli.app import App
+from newsletter.errors import NewsletterError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not the user's fault
 
@@ -47,7 +47,7 @@ class LazyGroup(NewsletterGroup):
     """Imports a command's module only when that command runs, so ``subscribers stats`` does not pay
     for loading the rendering stack, and ``--help`` still lists everything."""
 
-    commands_by_module = {
+    commands_by_module: ClassVar[dict[str, str]] = {
         "init": "store_cmd:init",
         "config": "config_cmd:config",
         "subscribers": "subscribers_cmd:subscribers",

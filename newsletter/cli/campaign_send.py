@@ -15,7 +15,7 @@ from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain
 from newsletter.cli.output import console, interactive, json_option, print_json, print_table
 from newsletter.delivery import service as delivery
 from newsletter.delivery.prepare import Prepared
-from newsletter.delivery.transports import TransportFactory, transport_factory
+from newsletter.delivery.transports import transport_factory
 from newsletter.errors import InputError
 from newsletter.store.engine import Store
 
@@ -70,11 +70,19 @@ def send(
             raise InputError("refusing to send without a terminal to confirm on; add --yes")
         existing = delivery.status(store, slug)
         count = existing.pending if existing else delivery.audience_size(store, prepared)
-        click.confirm(f"Send {prepared.campaign.subject!r} to {count} subscriber(s) via {factory().describe()}?", abort=True)
+        click.confirm(
+            f"Send {prepared.campaign.subject!r} to {count} subscriber(s) via {factory().describe()}?", abort=True
+        )
 
     def run(progress: Callable[[str], None] | None = None) -> delivery.SendReport:
         return delivery.send(
-            store, prepared, transport=factory, worker=worker, connections=connections, rate=rate, limit=limit,
+            store,
+            prepared,
+            transport=factory,
+            worker=worker,
+            connections=connections,
+            rate=rate,
+            limit=limit,
             progress=progress,
         )
 
@@ -108,8 +116,13 @@ def _with_progress(
         return run(_LogProgress(slug, total))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console(stderr=True)) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+    ) as bar:
         task = bar.add_task(slug, total=total or None)
 
         def advance(outcome: str) -> None:
@@ -157,8 +170,20 @@ def status(app: App, ref: str, as_json: bool) -> None:
     if as_json:
         print_json(data)
     else:
-        print_table(f"{slug}: {data['state']}", ["audience", "sent", "failed", "pending", "skipped", "possibly duplicated"],
-                    [(data["audience"], data["sent"], data["failed"], data["pending"], data["skipped"], data["possibly_duplicated"])])
+        print_table(
+            f"{slug}: {data['state']}",
+            ["audience", "sent", "failed", "pending", "skipped", "possibly duplicated"],
+            [
+                (
+                    data["audience"],
+                    data["sent"],
+                    data["failed"],
+                    data["pending"],
+                    data["skipped"],
+                    data["possibly_duplicated"],
+                )
+            ],
+        )
 
 
 @click.command()
@@ -177,7 +202,9 @@ def test(app: App, ref: str, to: str, transport_url: str | None, as_json: bool) 
     prepared = prepare_or_explain(app, ref, for_send=False)
     sent = delivery.send_test(prepared, to, transport_factory(app.settings, transport_url))
     if as_json:
-        print_json({"campaign": sent.campaign, "to": sent.to, "transport": sent.transport, "message_id": sent.message_id})
+        print_json(
+            {"campaign": sent.campaign, "to": sent.to, "transport": sent.transport, "message_id": sent.message_id}
+        )
     else:
         click.echo(f"Sent a test copy of {sent.campaign} to {sent.to} via {sent.transport}.")
 

@@ -19,7 +19,9 @@ from newsletter.delivery import service as delivery
 
 @click.command("new")
 @click.argument("slug")
-@click.option("--faq", "faqs", multiple=True, metavar="QUESTION", help="Add an FAQ block with this question (repeatable).")
+@click.option(
+    "--faq", "faqs", multiple=True, metavar="QUESTION", help="Add an FAQ block with this question (repeatable)."
+)
 @click.option("--vignette", is_flag=True, help="Add a client-vignette block (it will need a reviewer sign-off).")
 @json_option
 @click.pass_obj
@@ -58,8 +60,15 @@ def lint(app: App, ref: str, strict: bool, as_json: bool) -> None:
 
 @click.command()
 @CAMPAIGN
-@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default="build",
-              show_default=True, help="Folder to write SLUG.html, SLUG.txt and SLUG.mjml into.")
+@click.option(
+    "-o",
+    "--output",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="build",
+    show_default=True,
+    help="Folder to write SLUG.html, SLUG.txt and SLUG.mjml into.",
+)
 @json_option
 @click.pass_obj
 def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
@@ -73,17 +82,31 @@ def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
     built = campaigns.write_files(prepared.rendered, app.settings.resolve_path(folder))
     written = {suffix: str(path) for suffix, path in built.files.items()}
     if as_json:
-        print_json({"campaign": built.slug, "files": written, "html_bytes": built.html_bytes,
-                    "warnings": [dataclasses.asdict(w) for w in prepared.report.warnings]})
+        print_json(
+            {
+                "campaign": built.slug,
+                "files": written,
+                "html_bytes": built.html_bytes,
+                "warnings": [dataclasses.asdict(w) for w in prepared.report.warnings],
+            }
+        )
         return
     print_issues(prepared.report)
-    click.echo(f"Built {built.slug}: {written['html']} ({built.html_bytes // 1024} KB), {written['txt']}, {written['mjml']}")
+    click.echo(
+        f"Built {built.slug}: {written['html']} ({built.html_bytes // 1024} KB), {written['txt']}, {written['mjml']}"
+    )
 
 
 @click.command()
 @CAMPAIGN
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it local).")
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option(
+    "--port",
+    default=8025,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
 @click.pass_obj
 def preview(app: App, ref: str, host: str, port: int) -> None:
     """Preview at desktop and mobile widths, live.
@@ -121,7 +144,9 @@ def preview(app: App, ref: str, host: str, port: int) -> None:
 @click.command()
 @CAMPAIGN
 @click.option("--reviewer", required=True, help="Who reviewed the vignettes (recorded in the front matter).")
-@click.option("--vignette", "numbers", multiple=True, type=click.IntRange(min=1), help="Vignette number (default: all).")
+@click.option(
+    "--vignette", "numbers", multiple=True, type=click.IntRange(min=1), help="Vignette number (default: all)."
+)
 @click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of the review (default: today).")
 @json_option
 @click.pass_obj
@@ -133,7 +158,9 @@ def signoff(app: App, ref: str, reviewer: str, numbers: tuple[int, ...], when: d
 
     Refused while the de-identification gate still has findings that no reviewer accepted.
     """
-    loaded, chosen = campaigns.sign_off(ref, app.settings, reviewer, numbers=numbers, when=when.date() if when else None)
+    loaded, chosen = campaigns.sign_off(
+        ref, app.settings, reviewer, numbers=numbers, when=when.date() if when else None
+    )
     if as_json:
         print_json({"campaign": loaded.slug, "vignettes": chosen, "reviewer": reviewer})
     else:
@@ -153,16 +180,44 @@ def list_(app: App, as_json: bool) -> None:
     for file in campaigns.campaign_files(settings):
         loaded = file.campaign
         if loaded is None:
-            rows.append({"campaign": file.slug, "path": str(file.path), "subject": None, "send_at": None, "state": "invalid", "error": file.error})
+            rows.append(
+                {
+                    "campaign": file.slug,
+                    "path": str(file.path),
+                    "subject": None,
+                    "send_at": None,
+                    "state": "invalid",
+                    "error": file.error,
+                }
+            )
             continue
         row = delivery.status_dict(loaded.slug, delivery.status(app.store, loaded.slug))
-        rows.append({"path": str(file.path), "subject": loaded.subject,
-                     "send_at": loaded.send_at.isoformat() if loaded.send_at else None, **row})
+        rows.append(
+            {
+                "path": str(file.path),
+                "subject": loaded.subject,
+                "send_at": loaded.send_at.isoformat() if loaded.send_at else None,
+                **row,
+            }
+        )
     if as_json:
         print_json(rows)
         return
-    print_table(f"{len(rows)} campaign(s) in {settings.campaigns_path}", ["campaign", "subject", "send at", "state", "sent", "pending"],
-                [(r["campaign"], r["subject"] or r.get("error"), r["send_at"] or "", r["state"], r.get("sent", ""), r.get("pending", "")) for r in rows])
+    print_table(
+        f"{len(rows)} campaign(s) in {settings.campaigns_path}",
+        ["campaign", "subject", "send at", "state", "sent", "pending"],
+        [
+            (
+                r["campaign"],
+                r["subject"] or r.get("error"),
+                r["send_at"] or "",
+                r["state"],
+                r.get("sent", ""),
+                r.get("pending", ""),
+            )
+            for r in rows
+        ],
+    )
 
 
 COMMANDS = (new, lint, build, preview, signoff, list_)

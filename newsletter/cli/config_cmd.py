@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import click
 
-from newsletter.config import Settings, masked
 from newsletter.cli.app import App
 from newsletter.cli.output import json_option, print_json, print_table
+from newsletter.config import Settings, masked
 
 
 @click.group()

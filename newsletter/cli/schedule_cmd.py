@@ -6,12 +6,12 @@ from datetime import datetime
 import click
 
 from newsletter.campaigns.content import Campaign
-from newsletter.errors import InputError
-from newsletter.store.models import utcnow
-from newsletter.delivery.schedule import send_due as run_send_due
-from newsletter.delivery.transports import transport_factory
 from newsletter.cli.app import App
 from newsletter.cli.output import interactive, json_option, print_json
+from newsletter.delivery.schedule import send_due as run_send_due
+from newsletter.delivery.transports import transport_factory
+from newsletter.errors import InputError
+from newsletter.store.models import utcnow
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -27,7 +27,9 @@ def _parse_now(value: str | None) -> datetime:
 
 
 @click.command("send-due")
-@click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (ISO 8601 with an offset); default: now.")
+@click.option(
+    "--now", "now_text", metavar="ISO", help="Pretend it is this time (ISO 8601 with an offset); default: now."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @json_option
 @click.pass_obj
@@ -47,7 +49,9 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
         if yes:
             return True
         if not interactive():
-            raise InputError(f"{len(due)} campaign(s) are due; refusing to send without a terminal to confirm on; add --yes")
+            raise InputError(
+                f"{len(due)} campaign(s) are due; refusing to send without a terminal to confirm on; add --yes"
+            )
         for campaign in due:
             click.echo(f"  {campaign.slug}: {campaign.subject} (send_at {campaign.send_at})")
         return click.confirm(f"Send {len(due)} due campaign(s) now?")
@@ -56,7 +60,9 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
     elif report.locked_until is not None:
-        click.echo(f"Another send-due run is working (its lease runs until {report.locked_until:%Y-%m-%d %H:%M:%S}); nothing to do.")
+        click.echo(
+            f"Another send-due run is working (its lease runs until {report.locked_until:%Y-%m-%d %H:%M:%S}); nothing to do."
+        )
     elif not report.campaigns:
         click.echo("Nothing is due.")
     else:
@@ -65,5 +71,7 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
                 click.echo(f"{item.campaign}: error: {item.error}", err=True)
             else:
                 r = item.result
-                click.echo(f"{item.campaign}: {r['sent']} sent, {r['failed']} failed, {r['pending']} pending of {r['audience']}")
+                click.echo(
+                    f"{item.campaign}: {r['sent']} sent, {r['failed']} failed, {r['pending']} pending of {r['audience']}"
+                )
     sys.exit(report.exit_code)

@@ -3,9 +3,9 @@ from __future__ import annotations
 import click
 from sqlalchemy.engine import make_url
 
-from newsletter.store.engine import init_store
 from newsletter.cli.app import App
 from newsletter.cli.output import json_option, print_json
+from newsletter.store.engine import init_store
 
 
 @click.command()

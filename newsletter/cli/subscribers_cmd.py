@@ -4,25 +4,26 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
 
-from newsletter.subscribers import queries, service
-from newsletter.errors import InputError
-from newsletter.subscribers.importer import import_csv
-from newsletter.store.models import Source, Status
-from newsletter.subscribers.consent import ConsentInfo
 from newsletter.cli.app import App
 from newsletter.cli.output import interactive, json_option, print_json, print_table
+from newsletter.errors import InputError
+from newsletter.store.models import Source, Status
+from newsletter.subscribers import queries, service
+from newsletter.subscribers.consent import ConsentInfo
+from newsletter.subscribers.importer import import_csv
 
+F = TypeVar("F", bound=Callable[..., Any])
 STATUS = click.Choice([s.value for s in Status])
 EXPORT_FIELDS = ["email", "name", "status", "tags", "source", "created_at", "confirmed_at", "unsubscribed_at"]
 
 
-def _tag_option(help: str) -> Any:
+def _tag_option(help: str) -> Callable[[F], F]:
     return click.option("--tag", "tags", multiple=True, metavar="TAG", help=help)
 
 
@@ -85,8 +86,12 @@ def _open_csv(path: str) -> IO[str]:
 @click.argument("file", metavar="FILE")
 @click.option("--confirmed", is_flag=True, help="The people in the file already confirmed (double opt-in done).")
 @_tag_option("Tag every imported subscriber (repeatable).")
-@click.option("--email-column", metavar="C", help="Header of the address column (default: Email, Email Address, E-mail).")
-@click.option("--name-column", metavar="C", help="Header of the name column (default: Name, or First Name + Last Name).")
+@click.option(
+    "--email-column", metavar="C", help="Header of the address column (default: Email, Email Address, E-mail)."
+)
+@click.option(
+    "--name-column", metavar="C", help="Header of the name column (default: Name, or First Name + Last Name)."
+)
 @click.option("--dry-run", is_flag=True, help="Report what would happen and change nothing.")
 @json_option
 @click.pass_obj
@@ -183,9 +188,18 @@ def _json_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 
 @subscribers.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True, help="CSV for spreadsheets, JSON for programs.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV for spreadsheets, JSON for programs.",
+)
 @_filters
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of standard output.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of standard output."
+)
 @click.pass_obj
 def export(app: App, fmt: str, status: str | None, tag: str | None, output: Path | None) -> None:
     """Export subscribers as CSV or JSON.
@@ -227,7 +241,10 @@ def show(app: App, email: str, as_json: bool) -> None:
     print_table(
         "Consent",
         ["given", "method", "wording", "origin", "confirmed"],
-        [(c["given_at"], c["method"], c["wording_version"], c["origin"], c["confirmed_at"]) for c in report["consents"]],
+        [
+            (c["given_at"], c["method"], c["wording_version"], c["origin"], c["confirmed_at"])
+            for c in report["consents"]
+        ],
     )
     print_table(
         "Events",

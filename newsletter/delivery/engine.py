@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -41,9 +41,6 @@ from newsletter.delivery.ledger import (
     skip_departed,
     start_run,
 )
-from newsletter.store.engine import Store
-from newsletter.store.models import StartedCampaign, Status, Subscriber, utcnow
-from newsletter.subscribers import service as subscriber_service
 from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
@@ -53,6 +50,9 @@ from newsletter.delivery.transports import (
     TransportConfigError,
     TransportFactory,
 )
+from newsletter.store.engine import Store
+from newsletter.store.models import StartedCampaign, Status, Subscriber, utcnow
+from newsletter.subscribers import service as subscriber_service
 
 ADDRESS_FAILURES = frozenset({550, 551, 553})
 CLAIM_BATCH = 25
@@ -65,7 +65,7 @@ class RetryPolicy:
     max_time: float = 300.0
 
     def delay(self, tries: int) -> float:
-        return self.base * 2 ** (tries - 1)
+        return self.base * 2.0 ** (tries - 1)
 
 
 class RateLimiter:
@@ -202,7 +202,7 @@ class DeliveryRun:
             # transaction on it, which costs far less than a new ORM session per message.
             with transport, self.store.engine.connect() as db:
                 self._work(transport, Ledger(db, self.campaign.id, self.run_id))
-        except BaseException as exc:  # a thread must not die silently: stop the run and report it
+        except BaseException as exc:  # noqa: BLE001 - a thread must not die silently: stop the run and report it
             self._fail_run(exc)
 
     def _fail_run(self, exc: BaseException) -> None:
@@ -310,9 +310,7 @@ class DeliveryRun:
             )
         self.progress("deferred" if give_up else "retry")
 
-    def _permanent(
-        self, ledger: Ledger, item: Claim, following: int | None, code: int | None, error: str
-    ) -> None:
+    def _permanent(self, ledger: Ledger, item: Claim, following: int | None, code: int | None, error: str) -> None:
         with self._outcome(ledger, following) as db:
             ledger.failed(item.outbox_id, code, error)
             if code in ADDRESS_FAILURES:

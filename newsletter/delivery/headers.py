@@ -19,9 +19,7 @@ _ADDRESS_RE = re.compile(
     r"@(?P<domain>[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)"
 )
 _PLAIN_PHRASE_RE = re.compile(r"[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+){0,7}")  # words needing no quotes
-_UNSAFE_CATEGORIES = frozenset(
-    {"Cc", "Cs", "Zl", "Zp"}
-)  # controls (CR, LF, NUL, U+0085...), surrogates, separators
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})  # controls (CR, LF, NUL, U+0085...), surrogates, separators
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -38,9 +36,7 @@ def clean_header_value(value: str) -> str:
     """
     if value.isprintable() and "=?" not in value and "  " not in value and value == value.strip():
         return value  # the common case, checked in one pass of C code
-    chars = (
-        " " if unicodedata.category(c) in _UNSAFE_CATEGORIES or c in _BIDI_CONTROLS else c for c in value
-    )
+    chars = (" " if unicodedata.category(c) in _UNSAFE_CATEGORIES or c in _BIDI_CONTROLS else c for c in value)
     return " ".join("".join(chars).split()).replace("=?", "= ?")
 
 
@@ -70,7 +66,9 @@ def format_address(name: str, address: str) -> str:
 
 def _encoded_words(text: str) -> list[str]:
     """Base64 encoded words of at most 75 characters, each holding whole characters (RFC 2047 5, 6.3)."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in text:
         n = len(char.encode("utf-8"))
         if size + n > 45:  # 45 bytes -> 60 base64 characters + 12 of "=?utf-8?b?" and "?="
@@ -80,8 +78,6 @@ def _encoded_words(text: str) -> list[str]:
         size += n
     words.append("".join(chunk))
     return [f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words if w]
-
-
 
 
 def envelope_address(email: str) -> str:

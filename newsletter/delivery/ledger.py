@@ -22,13 +22,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
     Connection,
     Integer,
     String,
+    Table,
     Text,
     and_,
     bindparam,
@@ -44,18 +45,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from newsletter.subscribers.queries import audience
+from newsletter.store.engine import affected
 from newsletter.store.models import (
-    StartedCampaign,
     OutboxRow,
     OutboxState,
     SendRun,
+    StartedCampaign,
     Status,
     Subscriber,
-    SubscriberTag,
     UTCDateTime,
     utcnow,
 )
+from newsletter.subscribers.queries import audience
 
 HOST = socket.gethostname()[:255]
 
@@ -140,7 +141,9 @@ def counts(session: Session, campaign: StartedCampaign) -> Counts:
 def start_run(session: Session, campaign: StartedCampaign) -> str:
     run_id = uuid.uuid4().hex
     now = utcnow()
-    session.add(SendRun(id=run_id, campaign_id=campaign.id, host=HOST, pid=os.getpid(), started_at=now, heartbeat_at=now))
+    session.add(
+        SendRun(id=run_id, campaign_id=campaign.id, host=HOST, pid=os.getpid(), started_at=now, heartbeat_at=now)
+    )
     session.flush()
     return run_id
 
@@ -195,7 +198,7 @@ def reclaim_abandoned(session: Session, campaign: StartedCampaign, *, lease: tim
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return affected(result)
 
 
 def skip_departed(session: Session, campaign: StartedCampaign) -> int:
@@ -211,13 +214,13 @@ def skip_departed(session: Session, campaign: StartedCampaign) -> int:
         .values(state=OutboxState.SKIPPED.value)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return affected(result)
 
 
 # The statements of the hot path (claim, mark, record) are built once with bind parameters: building
 # a SQLAlchemy statement per message costs more than SQLite takes to run it.
-_T = OutboxRow.__table__
-_S = Subscriber.__table__
+_T = cast(Table, OutboxRow.__table__)
+_S = cast(Table, Subscriber.__table__)
 _NOW = bindparam("p_now", type_=UTCDateTime())
 _RUN = bindparam("p_run", type_=String())
 _ROW = and_(_T.c.id == bindparam("p_id", type_=Integer()), _T.c.claimed_by == _RUN)
@@ -290,6 +293,7 @@ _RETRY = (
         possibly_duplicated=or_(_T.c.possibly_duplicated, bindparam("p_duplicated", type_=Boolean())),
     )
 )
+
 
 class Ledger:
     """Everything one connection of one run does to a campaign's outbox: claim, begin, sent, retry,

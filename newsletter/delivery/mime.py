@@ -97,9 +97,7 @@ class MessageFactory:
                 CRLF,
             ]
         )
-        part_head = (
-            'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-        )
+        part_head = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         self._text_open = f"--{self.boundary}\r\n{part_head.format('plain')}".encode("ascii")
         self._html_open = f"\r\n--{self.boundary}\r\n{part_head.format('html')}".encode("ascii")
         self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
@@ -121,9 +119,7 @@ class MessageFactory:
         """The message for one recipient, as CRLF-terminated bytes ready for SMTP."""
         name = clean_header_value(recipient_name or "")
         to = format_address(name, recipient_email)
-        values = personal_values(
-            {"name": name, "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
-        )
+        values = personal_values({"name": name, "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url})
         if message_id is None:
             message_id = self.make_message_id()
         else:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.store.engine import Store
+from newsletter.store.engine import Store, affected
 from newsletter.store.models import Lease, utcnow
 
 
@@ -29,7 +29,7 @@ def try_acquire(store: Store, name: str, holder: str, ttl: timedelta) -> bool:
             .values(holder=holder, expires_at=now + ttl)
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount:
+        if affected(taken):
             return True
     try:
         with store.session() as session:
@@ -49,7 +49,7 @@ def renew(store: Store, name: str, holder: str, ttl: timedelta) -> bool:
             .values(expires_at=utcnow() + ttl)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(affected(result))
 
 
 def release(store: Store, name: str, holder: str) -> None:

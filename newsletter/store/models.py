@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -103,7 +103,7 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-    type_annotation_map = {datetime: UTCDateTime()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
 
 
 class Subscriber(Base):
@@ -130,9 +130,7 @@ class Subscriber(Base):
     consents: Mapped[list[Consent]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="Consent.id"
     )
-    events: Mapped[list[Event]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, order_by="Event.id"
-    )
+    events: Mapped[list[Event]] = relationship(cascade="all, delete-orphan", passive_deletes=True, order_by="Event.id")
 
     @property
     def tag_names(self) -> list[str]:
@@ -142,9 +140,7 @@ class Subscriber(Base):
 class SubscriberTag(Base):
     __tablename__ = "subscriber_tags"
 
-    subscriber_id: Mapped[int] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
-    )
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from dataclasses import dataclass, field
-from typing import IO, Any, NamedTuple
+from datetime import datetime
+from typing import IO, Any, NamedTuple, cast
 
 from sqlalchemy import JSON, ColumnElement, Connection, Integer, Table, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.subscribers.addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
 from newsletter.errors import ConfigError, InputError, NewsletterError
-from newsletter.subscribers.service import Known, Merge, merge
 from newsletter.store.models import (
     Consent,
     Erasure,
@@ -33,6 +31,8 @@ from newsletter.store.models import (
     UTCDateTime,
     utcnow,
 )
+from newsletter.subscribers.addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
+from newsletter.subscribers.service import Known, Merge, merge
 
 BATCH = 5000
 EMAIL_HEADERS = ("email", "email address", "e-mail", "e-mail address", "email_address")
@@ -144,7 +144,15 @@ def read_rows(stream: IO[str], columns_hint: tuple[str | None, str | None], repo
 
 
 _SUBSCRIBER_COLUMNS = (
-    "email", "email_key", "name", "status", "source", "created_at", "updated_at", "confirmed_at", "paused"
+    "email",
+    "email_key",
+    "name",
+    "status",
+    "source",
+    "created_at",
+    "updated_at",
+    "confirmed_at",
+    "paused",
 )
 
 
@@ -161,7 +169,7 @@ def _raw_inserter(
     compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
     process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     now_param = process(now) if process else now
-    order = [columns.index(name) for name in compiled.positiontup] if compiled.positional else None
+    order = [columns.index(name) for name in compiled.positiontup or ()] if compiled.positional else None
 
     def execute(rows: list[tuple[Any, ...]]) -> None:
         params: list[Any]
@@ -205,13 +213,11 @@ class _Writer:
         self.now = utcnow()
         self.secret_key = secret_key
         self.insert_subscribers, self.now_param = _raw_inserter(
-            session.connection(), Subscriber.__table__, _SUBSCRIBER_COLUMNS, self.now
+            session.connection(), cast(Table, Subscriber.__table__), _SUBSCRIBER_COLUMNS, self.now
         )
         self.check_erasures = session.scalar(select(Erasure.address_hash).limit(1)) is not None
         if self.check_erasures and not secret_key:
-            raise ConfigError(
-                "the store holds erased addresses; set NEWSLETTER_SECRET_KEY so they stay suppressed"
-            )
+            raise ConfigError("the store holds erased addresses; set NEWSLETTER_SECRET_KEY so they stay suppressed")
 
     def _erased(self, rows: list[Row]) -> set[str]:
         if not self.check_erasures:
@@ -249,7 +255,7 @@ class _Writer:
                 new.append(row)
             elif plan.outcome == "unchanged":
                 self.report.unchanged += 1
-            else:
+            elif current is not None:
                 self._update(current.id, plan)
         if new:
             self._insert(new)
@@ -279,7 +285,15 @@ class _Writer:
         # import made with --confirmed.
         self.session.execute(
             insert(Consent).from_select(
-                ["subscriber_id", "method", "wording_version", "given_at", "origin", "confirmed_at", "confirm_event_id"],
+                [
+                    "subscriber_id",
+                    "method",
+                    "wording_version",
+                    "given_at",
+                    "origin",
+                    "confirmed_at",
+                    "confirm_event_id",
+                ],
                 select(
                     Subscriber.id,
                     literal(Source.IMPORT.value),
@@ -380,7 +394,9 @@ def import_csv(
         for batch in _batches(read_rows(stream, (email_column, name_column), report)):
             writer.write(batch)
     except UnicodeDecodeError as exc:
-        raise InputError(f"the file is not UTF-8 text (byte {exc.start} of a read block); nothing was imported") from None
+        raise InputError(
+            f"the file is not UTF-8 text (byte {exc.start} of a read block); nothing was imported"
+        ) from None
     except csv.Error as exc:
         raise InputError(f"the file is not valid CSV ({exc}); nothing was imported") from None
     return report

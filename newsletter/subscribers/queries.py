@@ -28,8 +28,6 @@ def audience(tags: Iterable[str]) -> ColumnElement[bool]:
     return condition
 
 
-
-
 def query(
     session: Session, *, status: str | None = None, tag: str | None = None, batch: int = 1000
 ) -> Iterator[Subscriber]:
@@ -44,7 +42,7 @@ def query(
     return stream(session, statement, batch=batch)
 
 
-def stream(session: Session, statement: Select[tuple[Subscriber]], *, batch: int = 1000) -> Iterator[Subscriber]:
+def stream(session: Session, statement: Select[Subscriber], *, batch: int = 1000) -> Iterator[Subscriber]:
     """The subscribers ``statement`` selects, in id order and in batches, so memory stays flat."""
     statement = statement.order_by(Subscriber.id)
     last_id = 0
@@ -94,16 +92,13 @@ def access_report(session: Session, subscriber: Subscriber, *, actor: str) -> di
         for c in subscriber.consents
     ]
     report["events"] = [
-        {"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail}
-        for e in subscriber.events
+        {"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in subscriber.events
     ]
     return report
 
 
 def stats(session: Session) -> dict[str, Any]:
-    by_status = dict(
-        session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
-    )
+    by_status = dict(session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
     counts = {s.value: by_status.get(s.value, 0) for s in Status}
     tags = dict(
         session.execute(

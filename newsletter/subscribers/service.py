@@ -31,7 +31,17 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import ConfigError, NotFound, Suppressed
-from newsletter.store.models import Consent, Erasure, Event, EventKind, Source, Status, Subscriber, SubscriberTag, utcnow
+from newsletter.store.models import (
+    Consent,
+    Erasure,
+    Event,
+    EventKind,
+    Source,
+    Status,
+    Subscriber,
+    SubscriberTag,
+    utcnow,
+)
 from newsletter.subscribers.addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
 from newsletter.subscribers.consent import ConsentInfo, record_consent
 
@@ -229,8 +239,13 @@ def add(
         session.add(subscriber)
         _add_tags(subscriber, tag_list)
         session.flush()
-        log_event(session, subscriber, EventKind.RESUBSCRIBED if erased else EventKind.SUBSCRIBED, actor,
-                  method=consent.method.value)
+        log_event(
+            session,
+            subscriber,
+            EventKind.RESUBSCRIBED if erased else EventKind.SUBSCRIBED,
+            actor,
+            method=consent.method.value,
+        )
         record_consent(session, subscriber, consent)
         if confirmed:
             _confirm(session, subscriber, actor, via=consent.method.value)

@@ -22,12 +22,12 @@ from flask import Flask
 from jinja2 import StrictUndefined
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter.subscribers.addresses import clean_tag
 from newsletter.config import Settings, load_settings
-from newsletter.store.engine import Store, open_store
-from newsletter.errors import ConfigError, InputError
 from newsletter.delivery.links import Links
 from newsletter.delivery.transports import TransportFactory, transport_factory
+from newsletter.errors import ConfigError, InputError
+from newsletter.store.engine import Store, open_store
+from newsletter.subscribers.addresses import clean_tag
 from newsletter.web import pages, views
 from newsletter.web.emails import SignupEmails, describe_duration
 from newsletter.web.forms import MAX_FIELDS
@@ -120,6 +120,4 @@ def wsgi(
     """The app for a WSGI server, from the settings of ``project_dir`` (default: the current folder,
     so ``gunicorn --chdir /srv/harvest 'newsletter.web:wsgi()'`` serves that project)."""
     settings = load_settings(Path(project_dir) if project_dir else None).settings
-    return create_app(
-        settings, rate_limits=RateLimits(per_ip, per_address, storage_uri), proxy_hops=proxy_hops
-    )
+    return create_app(settings, rate_limits=RateLimits(per_ip, per_address, storage_uri), proxy_hops=proxy_hops)

@@ -18,10 +18,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, NewsletterError
 from newsletter.delivery.dkim import Signer, dkim_signer
 from newsletter.delivery.headers import HeaderError, check_address, clean_header_value, envelope_address
 from newsletter.delivery.transports import OutgoingMessage
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.web import jinja_env
 
 
@@ -36,7 +36,7 @@ def usable_recipient(email_address: str) -> str:
 
 
 def describe_duration(seconds: int) -> str:
-    """"7 days", "36 hours", "30 minutes": how long a confirmation link works, for people."""
+    """ "7 days", "36 hours", "30 minutes": how long a confirmation link works, for people."""
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
             count = seconds // size

@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import MultiDict
 
-from newsletter.subscribers.addresses import Address, clean_name, normalise_address
-from newsletter.errors import InputError, InvalidAddress, NewsletterError
 from newsletter.delivery.headers import HeaderError
+from newsletter.errors import InputError, InvalidAddress, NewsletterError
+from newsletter.subscribers.addresses import Address, clean_name, normalise_address
 from newsletter.web.emails import usable_recipient
 
 EMAIL_MAX = 320
@@ -85,8 +85,7 @@ def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) ->
         raise FormError("That does not look like an email address; please check it.") from None
     except HeaderError:
         raise FormError(
-            "We cannot send email to this address yet (letters outside ASCII before the @); "
-            "please use another address."
+            "We cannot send email to this address yet (letters outside ASCII before the @); please use another address."
         ) from None
     return SignupForm(address, recipient, _name(form.get("name", "")), chosen_topics(form, topic_choices))
 

@@ -13,8 +13,8 @@ from flask import Flask, Response, render_template
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from newsletter.errors import NewsletterError, NotFound, StoreError
 from newsletter.delivery.links import BadToken
+from newsletter.errors import NewsletterError, NotFound, StoreError
 from newsletter.web.forms import FormError
 from newsletter.web.ratelimit import RateLimited
 
@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 
 # Our pages: no scripts at all, styles only from our own stylesheet, forms only to ourselves.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # Archived campaigns: MJML's HTML needs inline styles; scripts are blocked twice (no script-src, and
 # a sandbox without allow-scripts), and nothing on the page may post anywhere.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+from typing import cast
 
 from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
@@ -57,7 +58,7 @@ class SignupLimiter:
         self._key = secret_key.encode()
         self._per_ip = _item(limits.per_ip, "per IP")
         self._per_address = _item(limits.per_address, "per address")
-        self.storage: Storage = storage_from_string(limits.storage_uri)
+        self.storage = cast(Storage, storage_from_string(limits.storage_uri))  # a sync URI gives a sync storage
         self._limiter = MovingWindowRateLimiter(self.storage)
 
     def _hit(self, item: RateLimitItem | None, kind: str, key: str) -> None:

@@ -7,8 +7,8 @@ import dataclasses
 from flask import current_app
 
 from newsletter.config import Settings
-from newsletter.store.engine import Store
 from newsletter.delivery.links import Links
+from newsletter.store.engine import Store
 from newsletter.web.emails import SignupEmails
 from newsletter.web.mailer import Mailer
 from newsletter.web.ratelimit import SignupLimiter

@@ -23,8 +23,21 @@ from newsletter.campaigns.deid._patterns import RULES, Candidate, codes
 __all__ = ["KINDS", "Finding", "find_identifiers", "unaccepted"]
 
 KINDS: tuple[str, ...] = (
-    "name", "place", "address", "zip", "date", "age", "phone", "email", "ssn", "record", "vehicle",
-    "device", "url", "ip", "code",
+    "name",
+    "place",
+    "address",
+    "zip",
+    "date",
+    "age",
+    "phone",
+    "email",
+    "ssn",
+    "record",
+    "vehicle",
+    "device",
+    "url",
+    "ip",
+    "code",
 )
 
 

@@ -42,7 +42,7 @@ _PERSON_VERB = re.compile(
 # "a client named kowalski": whatever follows "named" is a name, whatever its case.
 _NAMED = re.compile(rf"\bnamed[ \t]+({_LETTERS}+(?:['’-]{_LETTERS}+)*)")
 _CONTRACTION = re.compile(r"['’](?:m|ll|d|ve|re|s)$", re.IGNORECASE)
-_PARTICLES = frozenset("de da del della di du van von der den la le bin ibn".split())
+_PARTICLES = frozenset(["de", "da", "del", "della", "di", "du", "van", "von", "der", "den", "la", "le", "bin", "ibn"])
 _SAINT_LIKE = ("st", "mt", "ft")  # "St. Louis", "Mt. Desert": the full stop does not break the name
 _RUN_GAP = re.compile(r"[ \t]+|[ \t]*[*_]+[ \t]*|[ \t]+[*_]+|[*_]+[ \t]+")
 _LIST_PREFIX = re.compile(r"[ \t]*(?:(?:[-+*]|\d{1,3}[.)]|#{1,6}|>)[ \t]+)+[*_\"“‘'(\[]*")
@@ -50,17 +50,88 @@ _SKIP_BACK = frozenset(" \t\r*_~`>#[")
 _CLOSERS = frozenset("”’\"')]*_")
 _OPENERS = frozenset("“‘\"'")
 _SUFFIX_WORDS = (
-    "ly", "ing", "ed", "tion", "sion", "ness", "ment", "ity", "ism", "ist", "ful", "less", "ous", "ive",
-    "able", "ible", "ance", "ence", "ize", "ise", "ical", "logy", "ship", "hood",
+    "ly",
+    "ing",
+    "ed",
+    "tion",
+    "sion",
+    "ness",
+    "ment",
+    "ity",
+    "ism",
+    "ist",
+    "ful",
+    "less",
+    "ous",
+    "ive",
+    "able",
+    "ible",
+    "ance",
+    "ence",
+    "ize",
+    "ise",
+    "ical",
+    "logy",
+    "ship",
+    "hood",
 )
 _TITLE_NAME = re.compile(
     rf"(?<!\w)(?:{'|'.join(sorted((t.title() for t in TITLES), key=len, reverse=True))})\.?[ \t]+"
     rf"((?:[A-Z]{_LETTERS}*(?:['’-]{_LETTERS}+)*)(?:[ \t]+[A-Z]{_LETTERS}*(?:['’-]{_LETTERS}+)*){{0,2}})"
 )
-_STATE_CODES = (
-    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
-    "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC"
-).split()
+_STATE_CODES = [
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+    "DC",
+]
 _CITY_STATE = re.compile(
     rf"((?:[A-Z]{_LETTERS}+[ \t-]){{0,2}}[A-Z]{_LETTERS}+),[ \t]+(?:{'|'.join(_STATE_CODES)}|D\.C\.)(?![\w])"
 )
@@ -115,7 +186,7 @@ def _in_heading(text: str, i: int) -> bool:
 def _tokens(text: str, free: Callable[[int, int], bool]) -> Iterator[_Token]:
     for m in _TOKEN.finditer(text):
         word, end = m.group(), m.end()
-        if _GLUED_TO_DIGITS.search(text, max(0, m.start() - 2), m.start()) or text[end:end + 1].isdigit():
+        if _GLUED_TO_DIGITS.search(text, max(0, m.start() - 2), m.start()) or text[end : end + 1].isdigit():
             continue  # the letters of a code ("HbA1c", "5-MeO-DMT"): the code rules judge those
         possessive = bool(_POSSESSIVE.search(word))
         if _CONTRACTION.search(word):
@@ -137,7 +208,7 @@ _CALENDAR = MONTHS | WEEKDAYS
 
 
 def _previous_word(text: str, start: int) -> str:
-    m = _LAST_WORD.search(text[max(0, start - 30):start])
+    m = _LAST_WORD.search(text[max(0, start - 30) : start])
     return m.group(1).lower() if m else ""
 
 
@@ -177,7 +248,7 @@ class NameFinder:
         low = tok.low
         if low in self.lex.large_areas and low in self.lex.first_names and low not in self.lex.wordlike_names:
             # "her daughter Georgia" is a person; "from Georgia" and "Georgia, USA" are the state.
-            return _previous_word(text, tok.start) not in LOCATIVES and text[tok.end:tok.end + 1] != ","
+            return _previous_word(text, tok.start) not in LOCATIVES and text[tok.end : tok.end + 1] != ","
         return not (self._generic(low) or low in self.lex.large_areas)
 
     def titled_names(self, text: str) -> Iterator[Candidate]:
@@ -224,7 +295,7 @@ class NameFinder:
     def _joins(self, text: str, prev: _Token, tok: _Token) -> bool:
         if prev.possessive or not _capitalised(tok.text):
             return False
-        gap = text[prev.end:tok.start]
+        gap = text[prev.end : tok.start]
         if _RUN_GAP.fullmatch(gap):
             return True
         # "Ludwig van Beethoven", "University of Maine", "St. Joseph"
@@ -240,7 +311,8 @@ class NameFinder:
         lex = self.lex
         at_start = starts_sentence(text, run[0].start) or _in_heading(text, run[0].start)
         flags = [
-            self._suspicious_at_start(t, text) if (i == 0 and at_start) or _in_heading(text, t.start)
+            self._suspicious_at_start(t, text)
+            if (i == 0 and at_start) or _in_heading(text, t.start)
             else self._suspicious_inside(t, text)
             for i, t in enumerate(run)
         ]
@@ -250,22 +322,22 @@ class NameFinder:
         segment_start = i = 0
         while i < len(run):
             for n in range(min(lex.max_place_words, len(run) - i), 1, -1):
-                span = text[run[i].start:run[i + n - 1].end].lower()
+                span = text[run[i].start : run[i + n - 1].end].lower()
                 if span in lex.places or span in lex.large_areas:
-                    yield from self._judge_segment(text, run[segment_start:i], flags[segment_start:i],
-                                                   at_start and segment_start == 0)
+                    yield from self._judge_segment(
+                        text, run[segment_start:i], flags[segment_start:i], at_start and segment_start == 0
+                    )
                     if span not in lex.large_areas:  # "New Hampshire" is a state: allowed
                         yield run[i].start, run[i + n - 1].end, "place", "place name"
                     segment_start = i = i + n
                     break
             else:
                 i += 1
-        yield from self._judge_segment(text, run[segment_start:], flags[segment_start:],
-                                       at_start and segment_start == 0)
+        yield from self._judge_segment(
+            text, run[segment_start:], flags[segment_start:], at_start and segment_start == 0
+        )
 
-    def _judge_segment(
-        self, text: str, run: list[_Token], flags: list[bool], at_start: bool
-    ) -> Iterator[Candidate]:
+    def _judge_segment(self, text: str, run: list[_Token], flags: list[bool], at_start: bool) -> Iterator[Candidate]:
         lex = self.lex
         first = 0
         while first < len(run) and (run[first].low in STOPWORDS or run[first].low in _CALENDAR):
@@ -286,11 +358,11 @@ class NameFinder:
             hi = len(flags) - 1 - flags[::-1].index(True)
             while hi + 1 < len(run) and run[hi + 1].low in INSTITUTION_WORDS | GEO_WORDS:
                 hi += 1
-            yield run[lo].start, run[hi].end, *self._classify(text, run[lo:hi + 1], lo == 0 and at_start)
+            yield run[lo].start, run[hi].end, *self._classify(text, run[lo : hi + 1], lo == 0 and at_start)
 
     def _classify(self, text: str, toks: list[_Token], at_start: bool) -> tuple[str, str]:
         lex = self.lex
-        span = text[toks[0].start:toks[-1].end].lower()
+        span = text[toks[0].start : toks[-1].end].lower()
         last = toks[-1].low
         prev = _previous_word(text, toks[0].start)
         first_name = toks[0].low in lex.first_names

@@ -42,11 +42,62 @@ def emails(text: str) -> Iterator[Candidate]:
         yield m.start(), m.start() + len(address), "email", reason
 
 
-_TLDS = (
-    "com org net edu gov mil int io co us me info biz app dev health care life blog site online xyz "
-    "ly tv ai ca uk au de fr nz ie ee gg fm cc ws nl se es jp ch dk fi pl eu page link news club store "
-    "shop live social"
-).split()
+_TLDS = [
+    "com",
+    "org",
+    "net",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "io",
+    "co",
+    "us",
+    "me",
+    "info",
+    "biz",
+    "app",
+    "dev",
+    "health",
+    "care",
+    "life",
+    "blog",
+    "site",
+    "online",
+    "xyz",
+    "ly",
+    "tv",
+    "ai",
+    "ca",
+    "uk",
+    "au",
+    "de",
+    "fr",
+    "nz",
+    "ie",
+    "ee",
+    "gg",
+    "fm",
+    "cc",
+    "ws",
+    "nl",
+    "se",
+    "es",
+    "jp",
+    "ch",
+    "dk",
+    "fi",
+    "pl",
+    "eu",
+    "page",
+    "link",
+    "news",
+    "club",
+    "store",
+    "shop",
+    "live",
+    "social",
+]
 _URL = re.compile(
     r"\b(?:https?|ftp)://[^\s<>()\[\]{}\"'`]+"
     r"|\bwww\.[^\s<>()\[\]{}\"'`]+"
@@ -105,8 +156,10 @@ def ssns(text: str) -> Iterator[Candidate]:
             yield m.start(), m.end(), "ssn", "SSN-shaped number"
 
 
-_VIN = re.compile(r"(?<![A-Za-z0-9])(?=[A-HJ-NPR-Z0-9]{0,16}\d)(?=[A-HJ-NPR-Z0-9]{0,16}[A-HJ-NPR-Z])"
-                  r"[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])")
+_VIN = re.compile(
+    r"(?<![A-Za-z0-9])(?=[A-HJ-NPR-Z0-9]{0,16}\d)(?=[A-HJ-NPR-Z0-9]{0,16}[A-HJ-NPR-Z])"
+    r"[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])"
+)
 _PLATE = re.compile(
     r"(?i:\b(?:licen[cs]e plate|plate number|plates?|tag number)\b)"
     r"(?:\s*(?:number|no\.?|#|reading|reads|read|of|that said|that read|is|was|:|,))*\s*"
@@ -133,9 +186,9 @@ def phones(text: str) -> Iterator[Candidate]:
             if kind != "phone" and _PHONE_WORDS.search(_left_context(text, m.start)):
                 kind = "phone"
             yield m.start, m.end, kind, _reason(kind, "phone", "phone or fax number")
-    for m in _LOCAL_PHONE.finditer(text):
-        kind = context_kind(text, m.start(), default="phone")
-        yield m.start(), m.end(), kind, _reason(kind, "phone", "seven-digit phone number")
+    for local in _LOCAL_PHONE.finditer(text):
+        kind = context_kind(text, local.start(), default="phone")
+        yield local.start(), local.end(), kind, _reason(kind, "phone", "seven-digit phone number")
 
 
 # --- addresses and ZIP codes ---------------------------------------------------------------------
@@ -145,9 +198,7 @@ _STREET_SUFFIX = (
     r"|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Trail|Trl|Square|Sq|Alley|Loop|Row|Pike|Turnpike|Path"
     r"|Crossing|Extension|Ext|Ridge|Run)"
 )
-_UNIT = (
-    r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Rm|Room|Fl|Floor|#)\.?\s*#?\s*[A-Za-z0-9-]*\d[A-Za-z0-9-]*)?"
-)
+_UNIT = r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Rm|Room|Fl|Floor|#)\.?\s*#?\s*[A-Za-z0-9-]*\d[A-Za-z0-9-]*)?"
 _ADDRESS = re.compile(
     r"(?<![\w-])\d{1,6}[A-Z]?(?:-\d{1,4})?\s+(?:[NSEW]\.?\s+)?"
     rf"(?:(?:[A-Z][A-Za-z'’.-]*|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,3}}{_STREET_SUFFIX}\b\.?"
@@ -162,7 +213,7 @@ _ADDRESS = re.compile(
 def addresses(text: str) -> Iterator[Candidate]:
     for m in _ADDRESS.finditer(text):
         end = m.end()
-        if text[end - 1] == "." and (end == len(text) or text[end:end + 1].isspace()):
+        if text[end - 1] == "." and (end == len(text) or text[end : end + 1].isspace()):
             end -= 1  # "12 Oak Dr." at a sentence end: keep the full stop out of the finding
         yield m.start(), end, "address", "street address"
 
@@ -201,9 +252,7 @@ _MONTH_ALONE = re.compile(
     rf"((?:early |late |mid-)?(?:{_MONTH_FULL}|Sept))\b"
 )
 # "the 14th" is a date, "the 4th session" is not.
-_DAY_OF_MONTH = re.compile(
-    r"\b(?i:on )?(?i:the) ((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b(?!\s+(?!of\b)[a-z])"
-)
+_DAY_OF_MONTH = re.compile(r"\b(?i:on )?(?i:the) ((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b(?!\s+(?!of\b)[a-z])")
 _NUMERIC_DATE = re.compile(
     r"(?<![\w/.-])(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?![\w/-]|\.\d)"
     r"|(?<![\w-])(?:19|20)\d\d-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])(?![\w-])"
@@ -214,10 +263,7 @@ _DATE_PREPOSITION = re.compile(r"(?i)\b(?:on|since|by|until|till|from|before|aft
 
 
 def _holiday_pattern() -> re.Pattern[str]:
-    alts = [
-        re.escape(h).replace("'", "['’]?").replace("\\.", "\\.?")
-        for h in sorted(HOLIDAYS, key=len, reverse=True)
-    ]
+    alts = [re.escape(h).replace("'", "['’]?").replace("\\.", "\\.?") for h in sorted(HOLIDAYS, key=len, reverse=True)]
     return re.compile(rf"\b(?:{'|'.join(alts)})(?!\w)")
 
 
@@ -242,16 +288,14 @@ def dates(text: str) -> Iterator[Candidate]:
     for m in _MONTH_DAY_NUMERIC.finditer(text):
         a, b = int(m.group(1)), int(m.group(2))
         # "7/10" is usually a rating and "3/4" a fraction; count them as dates only after "on", "since"...
-        after_preposition = _DATE_PREPOSITION.search(text[max(0, m.start() - 8):m.start()])
+        after_preposition = _DATE_PREPOSITION.search(text[max(0, m.start() - 8) : m.start()])
         if b in (2, 3, 4, 5, 8, 10) and a <= b and not after_preposition:
             continue
         yield m.start(), m.end(), "date", "numeric month/day"
 
 
 _AGE_NUM = r"(?:9\d|1[01]\d)"
-_AGE_WORDS = (
-    r"(?:ninety|(?:one |a )?hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine|ten))?"
-)
+_AGE_WORDS = r"(?:ninety|(?:one |a )?hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine|ten))?"
 _AGE = re.compile(
     rf"(?<![\w.-])(?:{_AGE_NUM}|{_AGE_WORDS})"
     r"(?:[- ]years?[- ](?:olds?|young)|\s+yrs?\.?\s+old|[- ]y/?o\b)"
@@ -284,9 +328,43 @@ _NOT_A_CODE = re.compile(
     re.IGNORECASE,
 )
 _CLINICAL_CODES = frozenset(
-    "covid-19 sars-cov-2 phq-9 phq-2 gad-7 gad-2 icd-10 icd-11 dsm-5 dsm-iv 5-ht2a 5-ht1a cyp2b6 cyp3a4 "
-    "cyp2d6 h1n1 n95 kn95 ptsd-5 pcl-5 ace-10 b12 vitamin-d3 mp3 mp4 4k 1080p hba1c covid19 5ht2a "
-    "5-meo-dmt 4-aco-dmt 2c-b lsd-25 nmda-r".split()
+    [
+        "covid-19",
+        "sars-cov-2",
+        "phq-9",
+        "phq-2",
+        "gad-7",
+        "gad-2",
+        "icd-10",
+        "icd-11",
+        "dsm-5",
+        "dsm-iv",
+        "5-ht2a",
+        "5-ht1a",
+        "cyp2b6",
+        "cyp3a4",
+        "cyp2d6",
+        "h1n1",
+        "n95",
+        "kn95",
+        "ptsd-5",
+        "pcl-5",
+        "ace-10",
+        "b12",
+        "vitamin-d3",
+        "mp3",
+        "mp4",
+        "4k",
+        "1080p",
+        "hba1c",
+        "covid19",
+        "5ht2a",
+        "5-meo-dmt",
+        "4-aco-dmt",
+        "2c-b",
+        "lsd-25",
+        "nmda-r",
+    ]
 )
 
 
@@ -313,9 +391,9 @@ def codes(text: str, allow: frozenset[str]) -> Iterator[Candidate]:
 
 def _quantity(text: str, start: int, end: int) -> bool:
     """A number that measures something ("1200 mg", "$4500", "15000 steps") is no identifier."""
-    if text[max(0, start - 1):start] == "$" or text[end:end + 1] == "%":
+    if text[max(0, start - 1) : start] == "$" or text[end : end + 1] == "%":
         return True
-    nxt = re.match(r"\s*([A-Za-z]+)", text[end:end + 20])
+    nxt = re.match(r"\s*([A-Za-z]+)", text[end : end + 20])
     return bool(nxt and nxt.group(1).lower() in UNITS)
 
 
@@ -323,8 +401,11 @@ def _quantity(text: str, start: int, end: int) -> bool:
 
 
 _CONTEXT_NOUN = {
-    "record": "a record, account or licence number", "vehicle": "a vehicle", "device": "a device",
-    "code": "an ID or code", "phone": "a phone",
+    "record": "a record, account or licence number",
+    "vehicle": "a vehicle",
+    "device": "a device",
+    "code": "an ID or code",
+    "phone": "a phone",
 }
 
 
@@ -343,9 +424,9 @@ def _context_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
 
 
 def _left_context(text: str, start: int) -> str:
-    window = text[max(0, start - 48):start]
+    window = text[max(0, start - 48) : start]
     cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("! "), window.rfind("? "))
-    return window[cut + 1:] if cut >= 0 and not window[:cut].lower().endswith(("no", "s/n")) else window
+    return window[cut + 1 :] if cut >= 0 and not window[:cut].lower().endswith(("no", "s/n")) else window
 
 
 def context_kind(text: str, start: int, *, default: str) -> str:

@@ -76,9 +76,7 @@ def transport_class(scheme: str) -> type[Transport]:
     registered = _entry_points()
     eps = registered.get(scheme.lower())
     if not eps:
-        raise TransportConfigError(
-            f"unknown transport {scheme!r}; available: {', '.join(registered) or 'none'}"
-        )
+        raise TransportConfigError(f"unknown transport {scheme!r}; available: {', '.join(registered) or 'none'}")
     if len(eps) > 1:
         raise TransportConfigError(
             f"transport {scheme!r} is registered twice ({', '.join(ep.value for ep in eps)}); "

@@ -43,7 +43,7 @@ def readable(message: OutgoingMessage) -> str:
             body = f"(no text part; {len(message.data)} bytes)"
         else:
             body = part.get_content().replace("\r\n", "\n")
-    except Exception as exc:  # display only: an undecodable message is shown, not lost
+    except Exception as exc:  # noqa: BLE001 - display only: an undecodable message is shown, not lost
         body = f"(cannot display this message: {exc})"
     lines += ["", body.rstrip("\n"), "", ""]
     return "\n".join(lines)

@@ -66,9 +66,7 @@ class FileTransport(Transport):
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TransportConfigError(
-                f"cannot create the outbox folder {self.folder}: {exc.strerror or exc}"
-            ) from exc
+            raise TransportConfigError(f"cannot create the outbox folder {self.folder}: {exc.strerror or exc}") from exc
 
     def _send(self, message: OutgoingMessage) -> SendResult:
         path = self.folder / file_name(message.message_id)

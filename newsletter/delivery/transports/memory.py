@@ -41,9 +41,7 @@ class Mailbox:
     # recipient -> exception raised on every send to them
     faults: dict[str, BaseException] = dataclasses.field(default_factory=dict)
     # (exception, delivered) raised by the next sends, in order, whoever the recipient
-    next_faults: collections.deque[tuple[BaseException, bool]] = dataclasses.field(
-        default_factory=collections.deque
-    )
+    next_faults: collections.deque[tuple[BaseException, bool]] = dataclasses.field(default_factory=collections.deque)
 
 
 class MemoryTransport(Transport):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.subscribers import service
 from newsletter.config import Settings
 from newsletter.store.engine import open_store
 from newsletter.store.models import Source
+from newsletter.subscribers import service
 from newsletter.subscribers.service import ConsentInfo
 
 SECRET_ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key"}
@@ -54,7 +54,9 @@ def write_campaign(project: Path, slug: str, text: str) -> Path:
     return path
 
 
-def add_subscribers(database_url: str, count: int, *, tags: tuple[str, ...] = ("faq-updates",), prefix: str = "reader") -> list[str]:
+def add_subscribers(
+    database_url: str, count: int, *, tags: tuple[str, ...] = ("faq-updates",), prefix: str = "reader"
+) -> list[str]:
     emails = [f"{prefix}{n:04}@example.org" for n in range(count)]
     store = open_store(database_url)
     try:

@@ -50,9 +50,7 @@ class RecordingHandler:
     SMTP reply line ("550 5.1.1 No such user"), DROP or STALL.
     """
 
-    def __init__(
-        self, rcpt_replies: dict[str, str] | None = None, data_replies: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, rcpt_replies: dict[str, str] | None = None, data_replies: dict[str, str] | None = None) -> None:
         self.received: list[Received] = []
         self.rcpt_replies = dict(rcpt_replies or {})
         self.data_replies = dict(data_replies or {})
@@ -94,9 +92,7 @@ async def _act(server: SMTP, reply: str) -> str:
 def password_authenticator(user: str, password: str) -> Callable[..., AuthResult]:
     """An aiosmtpd ``authenticator`` accepting exactly one user name and password."""
 
-    def authenticate(
-        server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
+    def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and auth_data == (user.encode(), password.encode())
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 235/535 reply
 

@@ -51,8 +51,17 @@ def running_server(bindir: Path) -> Iterator[str]:
         run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
         run(
             [
-                str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-                "-o", f"-h 127.0.0.1 -p {port} -k {base} -F -c max_connections=200", "start",
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {base} -F -c max_connections=200",
+                "start",
             ]
         )
     except subprocess.CalledProcessError as exc:

@@ -5,25 +5,22 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from newsletter.subscribers import service
 from newsletter.config import Settings
-from newsletter.store.engine import Store
 from newsletter.delivery.links import Links, Purpose
-from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
-from newsletter.subscribers.service import ConsentInfo
 from newsletter.delivery.transports import OutgoingMessage
 from newsletter.delivery.transports.memory import MemoryTransport
-from newsletter.web import RateLimits, close_app, create_app
+from newsletter.store.engine import Store
+from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
+from newsletter.subscribers import service
+from newsletter.subscribers.service import ConsentInfo
+from newsletter.web import RateLimits, create_app
 
 SECRET = "web-test-secret-0123456789abcdef"
 BASE = "https://news.harvest.example"
@@ -49,20 +46,6 @@ def web_settings(project: Path, database_url: str = "sqlite://", **overrides: An
 def make_app(store: Store, project: Path, *, rate_limits: RateLimits = NO_LIMITS, **overrides: Any) -> Flask:
     settings = web_settings(project, store.engine.url.render_as_string(hide_password=False), **overrides)
     return create_app(settings, store=store, transport=lambda: MemoryTransport(), rate_limits=rate_limits)
-
-
-@pytest.fixture
-def app(store: Store, tmp_path: Path) -> Iterator[Flask]:
-    MemoryTransport.reset()
-    flask_app = make_app(store, tmp_path)
-    yield flask_app
-    close_app(flask_app)
-    MemoryTransport.reset()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def links() -> Links:
@@ -135,10 +118,22 @@ def snapshot(store: Store) -> tuple[Any, ...]:
     """Everything a request could change, to show that it changed nothing."""
     with store.session(commit=False) as session:
         subs = [
-            (s.id, s.email_key, s.name, s.status, s.paused, tuple(s.tag_names), s.confirmed_at, s.unsubscribed_at, s.updated_at)
+            (
+                s.id,
+                s.email_key,
+                s.name,
+                s.status,
+                s.paused,
+                tuple(s.tag_names),
+                s.confirmed_at,
+                s.unsubscribed_at,
+                s.updated_at,
+            )
             for s in session.scalars(select(Subscriber).order_by(Subscriber.id))
         ]
-        consents = [(c.id, c.confirmed_at, c.confirm_event_id) for c in session.scalars(select(Consent).order_by(Consent.id))]
+        consents = [
+            (c.id, c.confirmed_at, c.confirm_event_id) for c in session.scalars(select(Consent).order_by(Consent.id))
+        ]
         events = session.scalar(select(func.count()).select_from(Event))
         erasures = session.scalar(select(func.count()).select_from(Erasure))
     return subs, consents, events, erasures
