@@ -14,20 +14,25 @@ BENCH_APT_PACKAGES := postfix
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test apt-deps install-apt bench clean
+.PHONY: demo test check apt-deps install-apt bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed; installing Debian's python3-venv"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+# Dependencies come from the hash-locked files (refresh them with `make lock`); the project itself is
+# then installed on top without touching them. setuptools is in the lock, so no build step fetches
+# anything unpinned.
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.installed
 
 apt-deps:
@@ -43,7 +48,8 @@ install-apt:
 	  if echo "$$missing" | grep -q postfix; then \
 	    echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
 	  fi; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing; \
 	fi
 
 demo: $(VENV)/.installed
@@ -68,8 +74,21 @@ demo: $(VENV)/.installed
 	@echo "Open the built email: $(CURDIR)/build/client-stories.html"
 	@echo "The sent messages (one .eml per subscriber): $(CURDIR)/outbox/"
 
-test: apt-deps $(VENV)/.installed-dev
+test: apt-deps $(VENV)/.installed-dev check
 	$(BIN)/python -m pytest
+
+# The checked habits: lint, formatting and types over the package (settings in pyproject.toml).
+check: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Refresh the hash-locked dependency files from the ranges in pyproject.toml.
+lock: $(VENV)/.installed-dev
+	$(BIN)/python -m piptools compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/python -m piptools compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
 
 bench: $(VENV)/.installed-dev
 	@$(MAKE) --no-print-directory install-apt PACKAGES="$(BENCH_APT_PACKAGES)"

@@ -3,7 +3,7 @@
 Ours, the two-stage way the product sends: ``render_campaign`` ONCE (Jinja over the MJML layout,
 ``mjml2html``, the text alternative), a ``MessageFactory`` once, then per recipient
 ``MessageFactory.build(...)`` with real signed unsubscribe and preferences URLs from
-``newsletter.links.Links`` and a Message-ID made the way ``sending.Prepared.message_id`` makes it.
+``newsletter.delivery.links.Links`` and a Message-ID made the way ``Prepared.message_id`` makes it.
 Its per-recipient time is amortised: the one render and the factory are included, divided over
 the recipients.
 

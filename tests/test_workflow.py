@@ -54,3 +54,33 @@ def test_triggers_concurrency_and_secrets() -> None:
     commands = " ".join(s.get("run", "") for s in previews["steps"])
     assert "newsletter campaign lint" in commands and "newsletter campaign build" in commands
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in previews["steps"])
+
+
+def test_every_job_installs_from_the_hash_locked_requirements() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    for name, job in workflow["jobs"].items():
+        runs = "\n".join(s.get("run", "") for s in job["steps"])
+        assert "pip install --require-hashes -r requirements.lock" in runs, name
+        assert "pip install --no-deps" in runs, name
+
+
+def test_the_locks_pin_every_package_with_hashes() -> None:
+    repo = WORKFLOW.parents[2]
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        text = (repo / lock).read_text(encoding="utf-8")
+        pins = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+        assert len(pins) > 20, lock
+        assert all("==" in pin and pin.endswith("\\") for pin in pins), lock  # each pin is followed by hashes
+        assert "--hash=sha256:" in text
+
+
+def test_dependabot_watches_pip_and_actions() -> None:
+    config = WORKFLOW.parents[1] / "dependabot.yml"
+    executable = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert executable
+    checked = subprocess.run(
+        [executable, "--builtin-schema", "vendor.dependabot", str(config)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(config.read_text(encoding="utf-8"))["updates"]}
+    assert ecosystems == {"pip", "github-actions"}

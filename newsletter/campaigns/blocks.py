@@ -30,7 +30,7 @@ _MARKER_ONLY_RE = re.compile(r"^\s*:{3,}\s*$")
 
 
 class BodyError(Exception):
-    """A mistake in the body at a file line; :mod:`newsletter.content` adds the file's name."""
+    """A mistake in the body at a file line; :mod:`newsletter.campaigns.content` adds the file's name."""
 
     def __init__(self, message: str, line: int) -> None:
         super().__init__(message)

@@ -17,7 +17,7 @@ A campaign file looks like this::
     An anonymised client story.
     :::
 
-The body is parsed once by markdown-it (see :mod:`newsletter.blocks`). Line numbers are lines of the
+The body is parsed once by markdown-it (see :mod:`newsletter.campaigns.blocks`). Line numbers are lines of the
 *file* (front matter counted), because lint and the de-identification gate point authors at
 positions in the file they edit.
 """

@@ -3,7 +3,7 @@
 Jinja over the MJML layout, the MJML compile and the text alternative are the same for every
 recipient, so they run once. The personal fields (``name``, ``unsubscribe_url``, ``preferences_url``)
 go into the templates as unguessable placeholder tokens; the results are then cut at those tokens
-into constant segments, and :meth:`RenderedCampaign.personalise` (or :class:`newsletter.mime.MessageFactory`)
+into constant segments, and :meth:`RenderedCampaign.personalise` (or :class:`newsletter.delivery.mime.MessageFactory`)
 only joins segments with escaped values. Nothing per recipient ever reaches Jinja or MJML, so a
 name like ``{{7*7}}`` or ``<script>`` stays literal text.
 """

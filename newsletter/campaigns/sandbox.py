@@ -30,7 +30,7 @@ from newsletter.campaigns import plaintext
 
 
 class RenderLimitExceeded(jinja2.exceptions.SecurityError):
-    """Raised inside a render; reported as a :class:`newsletter.templating.TemplateRenderError`."""
+    """Raised inside a render; reported as a :class:`newsletter.campaigns.templating.TemplateRenderError`."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Lookup follows datasette: a name is looked up in the project's ``templates/`` folder, then in the
 package's defaults, and ``default:NAME`` always reaches the package's version, so a project template
 can ``{% extends "default:layout.mjml.j2" %}`` and change only what it needs. Rendering happens in
-:class:`newsletter.sandbox.CampaignSandbox` under a render budget; every failure, from a missing
+:class:`newsletter.campaigns.sandbox.CampaignSandbox` under a render budget; every failure, from a missing
 template to a runaway loop, becomes one :class:`TemplateRenderError` line naming the template and line.
 """
 

@@ -1,6 +1,6 @@
 """Reviewing client vignettes: the de-identification gate, accepted findings and sign-offs.
 
-The gate (:mod:`newsletter.deid`) flags anything that may identify a client. Only a reviewer can
+The gate (:mod:`newsletter.campaigns.deid`) flags anything that may identify a client. Only a reviewer can
 let a finding through, in the campaign's front matter, and each vignette also needs a sign-off that
 names the reviewer and the date and holds a hash of the vignette's text, so any later edit voids it::
 

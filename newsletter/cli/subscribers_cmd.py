@@ -3,20 +3,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from newsletter.cli.app import App
 from newsletter.cli.output import interactive, json_option, print_json, print_table
-from newsletter.errors import InputError
 from newsletter.store.models import Source, Status
 from newsletter.subscribers import queries, service
 from newsletter.subscribers.consent import ConsentInfo
-from newsletter.subscribers.importer import import_csv
+from newsletter.subscribers.importer import import_csv, open_csv
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUS = click.Choice([s.value for s in Status])
@@ -72,16 +70,6 @@ def add(
         click.echo(f"{result.outcome.capitalize()}: {record['email']} ({record['status']})")
 
 
-def _open_csv(path: str) -> IO[str]:
-    # utf-8-sig drops a byte-order mark; newline="" lets the csv module see line breaks inside quotes.
-    if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
-    try:
-        return open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-
-
 @subscribers.command("import")
 @click.argument("file", metavar="FILE")
 @click.option("--confirmed", is_flag=True, help="The people in the file already confirmed (double opt-in done).")
@@ -114,7 +102,7 @@ def import_(
     """
     settings = app.settings
     origin = "stdin" if file == "-" else Path(file).name
-    with _open_csv(file) as stream, app.store.session(commit=not dry_run) as session:
+    with open_csv(file) as stream, app.store.session(commit=not dry_run) as session:
         if not as_json and interactive():
             click.echo(f"Importing {origin}...", err=True)
         report = import_csv(

@@ -1,6 +1,6 @@
 """The store's tables, as SQLAlchemy 2.x typed models. The same models run on SQLite and PostgreSQL.
 
-Schema changes go through an Alembic migration in ``newsletter/migrations/versions``; a test checks that
+Schema changes go through an Alembic migration in ``newsletter/store/migrations/versions``; a test checks that
 the migrations and these models agree.
 """
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -400,3 +402,14 @@ def import_csv(
     except csv.Error as exc:
         raise InputError(f"the file is not valid CSV ({exc}); nothing was imported") from None
     return report
+
+
+def open_csv(path: str) -> IO[str]:
+    """Open an export for :func:`import_csv`; ``-`` is standard input."""
+    # utf-8-sig drops a byte-order mark; newline="" lets the csv module see line breaks inside quotes.
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None

@@ -1,7 +1,7 @@
 """The signup form's own emails: "please confirm" and "you're already subscribed".
 
 These are one-off messages, so a plain :class:`email.message.EmailMessage` is fine (campaigns use
-the two-stage :class:`newsletter.mime.MessageFactory` for speed).
+the two-stage :class:`newsletter.delivery.mime.MessageFactory` for speed).
 
 Nothing typed into the form appears in them, not even the name: anyone can submit any address, and
 a name such as "Your account is locked, call +1 555..." would otherwise reach a stranger's inbox

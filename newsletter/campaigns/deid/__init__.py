@@ -2,7 +2,7 @@
 
 It only finds: each finding names a class modelled on HIPAA Safe Harbor, the exact text and where it
 is. It never rewrites text. A reviewer either fixes the vignette or accepts a finding by its exact text
-(see `unaccepted`). It runs offline: its word lists are small files shipped in newsletter/data, built
+(see `unaccepted`). It runs offline: its word lists are small files shipped in newsletter/campaigns/deid/data, built
 by tools/build_deid_data.py, and read once on first use.
 
     >>> [(f.kind, f.text) for f in find_identifiers("Maria moved to Millinocket in May.")]

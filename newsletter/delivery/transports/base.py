@@ -105,7 +105,7 @@ class Transport(abc.ABC):
     Use it as a context manager; ``open`` and ``close`` are idempotent and a closed transport can
     be opened again. An instance is not thread-safe: to send over N connections, open N
     instances, one per thread. A transport is normally built from a URL by
-    :func:`newsletter.transports.open_transport`, which finds the class for the URL's scheme in
+    :func:`newsletter.delivery.transports.open_transport`, which finds the class for the URL's scheme in
     the ``newsletter.transports`` entry-point group, where a third-party package adds its own::
 
         class PigeonTransport(Transport):

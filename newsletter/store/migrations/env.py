@@ -1,4 +1,4 @@
-"""Alembic environment: the engine comes from :func:`newsletter.db.init_store`, never from a file."""
+"""Alembic environment: the engine comes from :func:`newsletter.store.engine.init_store`, never from a file."""
 
 from alembic import context
 

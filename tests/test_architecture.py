@@ -1,0 +1,66 @@
+"""The layout's promises, checked: arrows point down only, no import cycle, light front doors.
+
+The layers are stated once, in pyproject.toml's [tool.importlinter] contracts. grimp sees every
+import, those under ``if TYPE_CHECKING:`` and inside functions included: a cycle hidden that way is
+still a cycle in the design.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import subprocess
+import sys
+from collections.abc import Mapping, Set
+from pathlib import Path
+
+import grimp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def first_cycle(imports: Mapping[str, Set[str]]) -> list[str] | None:
+    """A cycle in a module graph (module -> modules it imports), or None."""
+    try:
+        tuple(graphlib.TopologicalSorter(imports).static_order())
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def module_graph() -> dict[str, set[str]]:
+    graph = grimp.build_graph("newsletter", cache_dir=None)
+    return {module: graph.find_modules_directly_imported_by(module) for module in graph.modules}
+
+
+def test_the_layer_contracts_hold() -> None:
+    # In a process of its own: import-linter configures logging, which would disable our loggers here.
+    check = "from importlinter.cli import lint_imports; raise SystemExit(lint_imports(no_cache=True))"
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    graph = module_graph()
+    assert len(graph) > 50  # the whole package was seen
+    assert first_cycle(graph) is None
+
+
+def test_the_cycle_check_can_fail() -> None:
+    assert first_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
+    assert first_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_package_says_what_lives_there_and_what_it_may_import() -> None:
+    for init in sorted((REPO / "newsletter").glob("*/__init__.py")):
+        text = init.read_text(encoding="utf-8")
+        assert text.startswith('"""'), init
+        if init.parent.name not in ("cli", "web"):
+            assert "May import" in text, init
+
+
+def test_the_web_endpoint_does_not_load_the_rendering_or_sending_stack() -> None:
+    """A WSGI worker serves forms and links: loading mjml, lint or the delivery engine would only cost."""
+    heavy = ["mjml", "newsletter.campaigns.lint", "newsletter.campaigns.deid", "newsletter.delivery.engine"]
+    probe = f"import sys, newsletter.web; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert loaded.strip() == "[]"
