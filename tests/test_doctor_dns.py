@@ -3,7 +3,6 @@ the dns_servers setting only."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import subprocess
@@ -21,6 +20,7 @@ from newsletter.doctor.spf import SPFSyntaxError, parse
 from newsletter.errors import ConfigError
 from tests.conftest import Newsletter
 from tests.support.campaigns import clinic_settings
+from tests.support.dkim_keys import rsa_key
 from tests.support.dns_server import dns_server, silent_dns_server, txt, zone
 
 DOMAIN = "news.harvest.example"
@@ -28,16 +28,6 @@ GOOD_SPF = txt(f"{DOMAIN}.", "v=spf1 include:_spf.relay.example ip4:192.0.2.10 -
 RELAY_SPF = txt("_spf.relay.example.", "v=spf1 ip4:198.51.100.0/24 ip6:2001:db8::/32 ~all")
 GOOD_DMARC = txt(f"_dmarc.{DOMAIN}.", "v=DMARC1; p=quarantine; rua=mailto:dmarc@harvest.example")
 GOOD_MX = f"{DOMAIN}. 300 IN MX 10 mail.harvest.example."
-
-
-def rsa_key(folder: Path, bits: int, name: str = "dkim") -> tuple[Path, str]:
-    """A PEM private key made by openssl, and its public half as a DKIM p= value."""
-    key = folder / f"{name}.pem"
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), str(bits)], check=True, capture_output=True)
-    der = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    return key, base64.b64encode(der).decode("ascii")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import urllib.parse
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from newsletter.config import Settings
 from newsletter.delivery.dkim import dkim_signer
@@ -59,6 +60,21 @@ def _contexts(relay: SMTPTransport) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return verifying, lenient
 
 
+class _Greeted(smtplib.SMTP):
+    """smtplib.SMTP keeping the server's greeting (220 and its banner), which the constructor drops."""
+
+    greeting = ""
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        code, message = super().connect(host, port, source_address)
+        self.greeting = f"{code} {_text(message)}"
+        return code, message
+
+
+class _GreetedSSL(_Greeted, smtplib.SMTP_SSL):
+    pass
+
+
 class _Probe:
     """One conversation with the relay; ``step`` names the check a failure belongs to."""
 
@@ -81,16 +97,17 @@ class _Probe:
             self.smtp.sock.settimeout(seconds)
         return seconds
 
-    def connect(self, context: ssl.SSLContext | None) -> tuple[int, str]:
-        if self.relay.tls == "implicit":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                local_hostname=self.relay.local_hostname, timeout=self.timeout(), context=context
+    def connect(self, context: ssl.SSLContext | None) -> str:
+        """Connect (TLS first for smtps://) and return the server's greeting."""
+        relay = self.relay
+        if relay.tls == "implicit":
+            smtp: _Greeted = _GreetedSSL(
+                relay.host, relay.port, local_hostname=relay.local_hostname, timeout=self.timeout(), context=context
             )
         else:
-            smtp = smtplib.SMTP(local_hostname=self.relay.local_hostname, timeout=self.timeout())
+            smtp = _Greeted(relay.host, relay.port, local_hostname=relay.local_hostname, timeout=self.timeout())
         self.smtp = smtp
-        code, banner = smtp.connect(self.relay.host, self.relay.port)
-        return code, banner.decode("utf-8", "replace")
+        return smtp.greeting
 
     def certificate_problem(self, exc: ssl.SSLCertVerificationError) -> Check:
         message = f"The TLS certificate of {self.relay.host} is not valid: {exc.verify_message}."
@@ -124,6 +141,7 @@ class _Probe:
             self.certificate = self.certificate_problem(exc)
             self.smtp.close()
             self.connect(None)
+            assert self.smtp is not None
             self.smtp.ehlo()
             self.timeout()
             self.smtp.starttls(context=self.lenient)
@@ -164,31 +182,27 @@ class _Probe:
         if relay.tls == "implicit":
             self.step = "transport.certificate"
             try:
-                code, banner = self.connect(self.verifying)
+                greeting = self.connect(self.verifying)
                 self.certificate = self.certificate_ok()
             except ssl.SSLCertVerificationError as exc:
                 self.certificate = self.certificate_problem(exc)
-                code, banner = self.connect(self.lenient)
+                greeting = self.connect(self.lenient)
             self.encrypted = True
             self.step = "transport.connect"
         else:
-            code, banner = self.connect(None)
+            greeting = self.connect(None)
         assert self.smtp is not None
-        if code != 220:
-            return [
-                fail("transport.connect", f"{self.where} greeted with {code} {banner}.", "Ask the relay's operator.")
-            ]
         self.timeout()
         ehlo_code, _ = self.smtp.ehlo()
         if ehlo_code != 250:
             return [
                 fail(
                     "transport.connect",
-                    f"{self.where} answered {code} {banner}, but refused EHLO ({ehlo_code}).",
+                    f"{self.where} answered {greeting}, but refused EHLO ({ehlo_code}).",
                     "Use a relay that speaks ESMTP (every current one does); check local_hostname.",
                 )
             ]
-        checks = [ok("transport.connect", f"{self.where} answered {code} {banner}; EHLO accepted.")]
+        checks = [ok("transport.connect", f"{self.where} answered {greeting}; EHLO accepted.")]
         self.step = "transport.starttls"
         checks.append(self._starttls())
         self.step = "transport.auth"
