@@ -24,7 +24,9 @@ COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
 @json_option
 @click.pass_obj
 def doctor(app: App, send_test: str | None, as_json: bool) -> None:
-    """Check that mail from this setup can reach the inbox.
+    """Check deliverability: DNS, relay and list.
+
+    Will mail from this setup reach the inbox? It checks what mailbox providers check.
 
     DNS: SPF, DKIM, DMARC, alignment of the From domain, MX of the bounce domain (dnspython; the
     dns_servers setting overrides the system's resolver). The mail relay: connection, EHLO,
