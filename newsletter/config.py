@@ -12,9 +12,10 @@ Secrets (``secret_key``, ``smtp_password``) are read from the environment only: 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,19 @@ def _coerce(name: str, raw: Any, target: type, source: str) -> Any:
     return value
 
 
+# NEWSLETTER_* variables that are read elsewhere, not settings.
+_OTHER_VARIABLES = frozenset({"debug"})
+
+
+def _did_you_mean(name: str, known: Iterable[str], *, prefix: str = "", upper: bool = False) -> str:
+    """' (did you mean 'organisation'?)' for a near miss such as 'organization', else ''."""
+    close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.75)
+    if not close:
+        return ""
+    suggestion = prefix + (close[0].upper() if upper else close[0])
+    return f" (did you mean {suggestion!r}?)"
+
+
 def load_settings(
     project_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -163,13 +177,21 @@ def load_settings(
             raise ConfigError(f"{config_file}: not valid TOML ({exc})") from exc
         for name, raw in data.items():
             if name not in fields:
-                raise ConfigError(f"{config_file}: unknown setting {name!r}")
+                raise ConfigError(f"{config_file}: unknown setting {name!r}{_did_you_mean(name, fields)}")
             if fields[name].metadata["env_only"]:
                 raise ConfigError(
                     f"{config_file}: {name} is a secret and may only come from {ENV_PREFIX}{name.upper()}"
                 )
             values[name] = _coerce(name, raw, types[str(fields[name].type)], CONFIG_FILENAME)
             sources[name] = CONFIG_FILENAME
+
+    for env_name in environ:
+        # A misspelt variable would otherwise be ignored in silence, e.g. NEWSLETTER_ORGANIZATION.
+        guess = env_name.removeprefix(ENV_PREFIX).lower()
+        if env_name.startswith(ENV_PREFIX) and guess not in fields and guess not in _OTHER_VARIABLES:
+            hint = _did_you_mean(guess, fields, prefix=ENV_PREFIX, upper=True)
+            if hint:
+                raise ConfigError(f"{env_name} is not a setting{hint}")
 
     for name, f in fields.items():
         env_name = ENV_PREFIX + name.upper()
@@ -181,7 +203,7 @@ def load_settings(
         if raw is None:
             continue
         if name not in fields:
-            raise ConfigError(f"unknown setting {name!r}")
+            raise ConfigError(f"unknown setting {name!r}{_did_you_mean(name, fields)}")
         values[name] = _coerce(name, raw, types[str(fields[name].type)], "command line")
         sources[name] = "command line"
 

@@ -96,3 +96,23 @@ def test_committed_clinic_settings_load() -> None:
     settings = load_settings(repo, environ={}).settings
     assert settings.public_base_url.startswith("https://")
     assert settings.postal_address and settings.from_address.endswith(".example")
+
+
+def test_a_near_miss_in_the_config_file_suggests_the_setting(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'organization = "Harvest"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting 'organization' \(did you mean 'organisation'\?\)"):
+        load_settings(tmp_path, environ={})
+
+
+def test_a_misspelt_environment_variable_is_not_ignored_in_silence(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"NEWSLETTER_ORGANIZATION is not a setting \(did you mean 'NEWSLETTER_ORGANISATION'"
+    ):
+        load_settings(tmp_path, environ={"NEWSLETTER_ORGANIZATION": "Harvest"})
+    # Unrelated variables with the prefix (NEWSLETTER_DEBUG, a team's own) are left alone.
+    assert load_settings(tmp_path, environ={"NEWSLETTER_DEBUG": "1", "NEWSLETTER_TEAM_CHANNEL": "x"}).settings
+
+
+def test_a_misspelt_flag_override_suggests_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean 'organisation'"):
+        load_settings(tmp_path, environ={}, overrides={"organization": "x"})
