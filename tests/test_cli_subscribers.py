@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Newsletter
 
-SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key"}
+SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key-0123456789abcdef-0123456789"}
 
 
 def test_init_twice_is_safe(newsletter: Newsletter) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.config import mask_url
 from newsletter.errors import StoreError
 from newsletter.files import touch_private
 
@@ -46,7 +47,7 @@ def _check_backend(url: URL) -> None:
     # From the name alone: asking SQLAlchemy for the driver would import it (and fail for MySQL).
     backend, _, driver = url.drivername.partition("+")
     if backend == "postgres":
-        fixed = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+        fixed = mask_url(url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
         raise UnsupportedDatabase(f"unusable database URL: postgres:// is not understood; write {fixed}")
     if (backend, driver) not in {("sqlite", ""), ("sqlite", "pysqlite"), ("postgresql", "psycopg")}:
         raise UnsupportedDatabase(f"unusable database URL: {url.drivername}:// is not supported; {SUPPORTED}")
