@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine, text
 
@@ -20,6 +21,12 @@ from newsletter.web import close_app
 from tests.support.campaigns import clinic_settings
 from tests.support.pgserver import find_bindir, running_server
 from tests.support.web import make_app
+
+# Property tests run on a fixed budget in `make test`; `make fuzz` runs them long with the `fuzz`
+# profile. A test's own @settings(max_examples=...) still wins over the profile.
+hypothesis_settings.register_profile("default", max_examples=60, deadline=None)
+hypothesis_settings.register_profile("fuzz", max_examples=5_000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
