@@ -16,7 +16,7 @@ BENCH_APT_PACKAGES := postfix spamassassin
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check apt-deps install-apt bench lock clean
+.PHONY: demo test check fuzz apt-deps install-apt bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -84,6 +84,10 @@ check: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The property and fuzz tests (tests/test_fuzz_*.py) on a long budget; `make test` runs them briefly.
+fuzz: $(VENV)/.installed-dev
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz_*.py
 
 # Refresh the hash-locked dependency files from the ranges in pyproject.toml.
 lock: $(VENV)/.installed-dev

@@ -12,9 +12,12 @@ Secrets (``secret_key``, ``smtp_password``) are read from the environment only: 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from sqlalchemy.engine import make_url
 from newsletter.errors import ConfigError
 
 CONFIG_FILENAME = "newsletter.toml"
+SECRET_KEY_MIN_BYTES = 32
+MAKE_A_KEY = 'Generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
 ENV_PREFIX = "NEWSLETTER_"
 
 
@@ -114,9 +119,9 @@ class Settings:
     def require_secret_key(self) -> str:
         if not self.secret_key:
             raise ConfigError(
-                "NEWSLETTER_SECRET_KEY is not set; it signs links and protects erased addresses. "
-                'Generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+                f"NEWSLETTER_SECRET_KEY is not set; it signs links and protects erased addresses. {MAKE_A_KEY}"
             )
+        check_secret_key(self.secret_key)
         return self.secret_key
 
 
@@ -124,6 +129,15 @@ class Settings:
 class ResolvedSettings:
     settings: Settings
     sources: dict[str, str]
+
+
+def check_secret_key(key: str) -> None:
+    """Refuse a short key: links and erased-address hashes are only as strong as it is."""
+    if len(key.encode()) < SECRET_KEY_MIN_BYTES:
+        raise ConfigError(
+            f"NEWSLETTER_SECRET_KEY is {len(key.encode())} bytes; it must be at least {SECRET_KEY_MIN_BYTES}. "
+            + MAKE_A_KEY
+        )
 
 
 def _coerce(name: str, raw: Any, target: type, source: str) -> Any:
@@ -144,6 +158,19 @@ def _coerce(name: str, raw: Any, target: type, source: str) -> Any:
     if target is str and any(ord(c) < 32 and c != "\t" for c in value):
         raise ConfigError(f"{source}: {name} must not contain control characters")
     return value
+
+
+# NEWSLETTER_* variables that are read elsewhere, not settings.
+_OTHER_VARIABLES = frozenset({"debug"})
+
+
+def _did_you_mean(name: str, known: Iterable[str], *, prefix: str = "", upper: bool = False) -> str:
+    """' (did you mean 'organisation'?)' for a near miss such as 'organization', else ''."""
+    close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.75)
+    if not close:
+        return ""
+    suggestion = prefix + (close[0].upper() if upper else close[0])
+    return f" (did you mean {suggestion!r}?)"
 
 
 def load_settings(
@@ -170,13 +197,21 @@ def load_settings(
             raise ConfigError(f"{config_file}: not valid TOML ({exc})") from exc
         for name, raw in data.items():
             if name not in fields:
-                raise ConfigError(f"{config_file}: unknown setting {name!r}")
+                raise ConfigError(f"{config_file}: unknown setting {name!r}{_did_you_mean(name, fields)}")
             if fields[name].metadata["env_only"]:
                 raise ConfigError(
                     f"{config_file}: {name} is a secret and may only come from {ENV_PREFIX}{name.upper()}"
                 )
             values[name] = _coerce(name, raw, types[str(fields[name].type)], CONFIG_FILENAME)
             sources[name] = CONFIG_FILENAME
+
+    for env_name in environ:
+        # A misspelt variable would otherwise be ignored in silence, e.g. NEWSLETTER_ORGANIZATION.
+        guess = env_name.removeprefix(ENV_PREFIX).lower()
+        if env_name.startswith(ENV_PREFIX) and guess not in fields and guess not in _OTHER_VARIABLES:
+            hint = _did_you_mean(guess, fields, prefix=ENV_PREFIX, upper=True)
+            if hint:
+                raise ConfigError(f"{env_name} is not a setting{hint}")
 
     for name, f in fields.items():
         env_name = ENV_PREFIX + name.upper()
@@ -188,10 +223,12 @@ def load_settings(
         if raw is None:
             continue
         if name not in fields:
-            raise ConfigError(f"unknown setting {name!r}")
+            raise ConfigError(f"unknown setting {name!r}{_did_you_mean(name, fields)}")
         values[name] = _coerce(name, raw, types[str(fields[name].type)], "command line")
         sources[name] = "command line"
 
+    if values.get("secret_key"):
+        check_secret_key(values["secret_key"])
     try:
         settings = Settings(project_dir=project_dir, **values)
         settings.resolved_database_url  # noqa: B018 - validates the URL early
@@ -201,9 +238,28 @@ def load_settings(
 
 
 def masked(name: str, value: Any) -> Any:
-    """A value for display: secrets hidden, passwords in URLs hidden, anything else as it is."""
+    """A value for display: secrets hidden, credentials in URLs hidden, anything else as it is."""
     if Settings.field_info(name).get("secret"):
         return "********" if value else "(not set)"
-    if name == "database_url":
-        return make_url(value).render_as_string(hide_password=True)
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
     return value
+
+
+_CREDENTIAL_PARAMETER = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password and every credential-like query value replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(a URL that cannot be shown safely)"
+    netloc = parts.netloc
+    if password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    shown = [(key, "***" if _CREDENTIAL_PARAMETER.search(key) else value) for key, value in query]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=urllib.parse.urlencode(shown, safe="*/:")))

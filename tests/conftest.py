@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine, text
 
 from newsletter.cli import cli
@@ -19,6 +21,12 @@ from newsletter.web import close_app
 from tests.support.campaigns import clinic_settings
 from tests.support.pgserver import find_bindir, running_server
 from tests.support.web import make_app
+
+# Property tests run on a fixed budget in `make test`; `make fuzz` runs them long with the `fuzz`
+# profile. A test's own @settings(max_examples=...) still wins over the profile.
+hypothesis_settings.register_profile("default", max_examples=60, deadline=None)
+hypothesis_settings.register_profile("fuzz", max_examples=5_000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
@@ -125,3 +133,32 @@ def app(store: Store, tmp_path: Path) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# --- a real browser (Debian's Chromium, driven by Playwright; never a downloaded one) ------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found; `make test` installs Debian's chromium (never `playwright install`)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Screenshots and other files a person looks at after the run (kept by CI as artefacts)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

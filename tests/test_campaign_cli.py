@@ -180,3 +180,10 @@ def test_progress_lines_for_logs_without_a_terminal(
     for outcome in ("sent", "retry", "failed", "sent"):
         progress(outcome)
     assert capsys.readouterr().err.splitlines() == ["faq: 1/3 done", "faq: 2/3 done", "faq: 3/3 done"]
+
+
+def test_a_mistyped_slug_suggests_the_campaign(newsletter: Newsletter, project: Path) -> None:
+    write_campaign(project, "faq-addiction", FAQ_CAMPAIGN)
+    result = newsletter("campaign", "lint", "faq-adiction")
+    assert result.exit_code == 1
+    assert "campaign 'faq-adiction' not found" in result.output and "did you mean 'faq-addiction'?" in result.output

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Newsletter
 
-SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key"}
+SECRET = {"NEWSLETTER_SECRET_KEY": "cli-test-key-0123456789abcdef-0123456789"}
 
 
 def test_init_twice_is_safe(newsletter: Newsletter) -> None:
@@ -113,7 +113,21 @@ def test_rich_markup_and_templates_in_names_print_literally(newsletter: Newslett
 
 def test_a_bad_database_url_is_one_line(project: Path) -> None:
     result = Newsletter(project, "nosuchdb://x")("subscribers", "stats")
-    assert result.exit_code == 1 and result.output.startswith("Error: unusable database URL")
+    assert result.exit_code == 2 and result.output.startswith("Error: unusable database URL")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://clinic@db.example/news", "the supported databases are SQLite"),
+        ("postgres://clinic:s3cret@db.example/news", "write postgresql+psycopg://clinic:***@db.example/news"),
+        ("postgresql+asyncpg://db.example/news", "the supported databases are SQLite"),
+    ],
+)
+def test_unsupported_databases_are_a_usage_error_naming_what_works(project: Path, url: str, says: str) -> None:
+    result = Newsletter(project, url)("subscribers", "stats")
+    assert result.exit_code == 2 and says in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "s3cret" not in result.output
 
 
 def test_python_dash_m_and_the_console_script_run(tmp_path: Path) -> None:
@@ -151,3 +165,30 @@ def test_a_bug_is_one_line_with_exit_70_and_debug_shows_the_traceback(
     assert result.output.startswith("Internal error: RuntimeError: simulated bug") and result.output.count("\n") == 1
     with pytest.raises(RuntimeError, match="simulated bug"):
         newsletter("subscribers", "stats", env={"NEWSLETTER_DEBUG": "1"})
+
+
+def test_lists_never_cut_an_address(newsletter: Newsletter) -> None:
+    long_address = "avery.quinn.with.a.rather.long.local.part@clinic-subscribers.example.org"
+    newsletter("init")
+    newsletter("subscribers", "add", long_address, "--name", "Avery Quinn", "--confirmed")
+    piped = newsletter("subscribers", "list").output  # CliRunner's stdout is not a terminal
+    assert long_address in piped and "…" not in piped
+    assert piped.splitlines()[1].split("\t")[:3] == ["email", "name", "status"]
+
+
+def test_tables_on_a_narrow_terminal_wrap_addresses_instead_of_cutting_them() -> None:
+    import io
+
+    from rich.console import Console
+
+    from newsletter.cli.output import make_table
+
+    address = "avery.quinn.with.a.rather.long.local.part@clinic-subscribers.example.org"
+    out = io.StringIO()
+    Console(file=out, width=60, force_terminal=True, color_system=None).print(
+        make_table("1 subscriber(s)", ["email", "name", "status"], [(address, "Avery Quinn", "confirmed")])
+    )
+    text = out.getvalue()
+    assert "…" not in text
+    cells = [line.split("│")[1].strip() for line in text.splitlines() if line.count("│") >= 3]
+    assert "".join(cells).startswith(address)

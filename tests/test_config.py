@@ -35,7 +35,8 @@ def test_precedence_is_default_then_file_then_environment_then_flag(tmp_path: Pa
 @pytest.mark.parametrize("name", Settings.setting_names())
 def test_every_setting_can_come_from_the_environment(tmp_path: Path, name: str) -> None:
     kind = Settings.__dataclass_fields__[name].type
-    value = {"float": "2.5", "int": "3"}.get(kind, "sqlite:///other.db" if name == "database_url" else "x-value")
+    long_text = "x-value-0123456789abcdef0123456789"  # long enough for the secret key too
+    value = {"float": "2.5", "int": "3"}.get(kind, "sqlite:///other.db" if name == "database_url" else long_text)
     resolved = load_settings(tmp_path, environ={f"NEWSLETTER_{name.upper()}": value})
     assert str(getattr(resolved.settings, name)) == value
     assert resolved.sources[name] == f"env NEWSLETTER_{name.upper()}"
@@ -70,10 +71,10 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_config_show_reports_sources_and_masks_secrets(newsletter: Newsletter) -> None:
-    env = {"NEWSLETTER_SECRET_KEY": "very-secret-value", "NEWSLETTER_RATE": "4"}
+    env = {"NEWSLETTER_SECRET_KEY": "very-secret-value-0123456789abcdef0123", "NEWSLETTER_RATE": "4"}
     result = newsletter("config", "show", "--json", env=env)
     assert result.exit_code == 0, result.output
-    assert "very-secret-value" not in result.output
+    assert "very-secret-value-0123456789abcdef0123" not in result.output
     data = json.loads(result.output)["settings"]
     assert data["secret_key"] == {"value": "********", "source": "env NEWSLETTER_SECRET_KEY"}
     assert data["smtp_password"]["value"] == "(not set)"
@@ -81,7 +82,7 @@ def test_config_show_reports_sources_and_masks_secrets(newsletter: Newsletter) -
     assert data["rate"] == {"value": 4.0, "source": "env NEWSLETTER_RATE"}
     assert data["database_url"]["source"] == "command line"
     text = newsletter("config", "show", env=env).output
-    assert "very-secret-value" not in text and "newsletter.toml" in text
+    assert "very-secret-value-0123456789abcdef0123" not in text and "newsletter.toml" in text
 
 
 def test_config_show_hides_a_database_password(project: Path) -> None:
@@ -96,3 +97,40 @@ def test_committed_clinic_settings_load() -> None:
     settings = load_settings(repo, environ={}).settings
     assert settings.public_base_url.startswith("https://")
     assert settings.postal_address and settings.from_address.endswith(".example")
+
+
+def test_a_near_miss_in_the_config_file_suggests_the_setting(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'organization = "Harvest"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting 'organization' \(did you mean 'organisation'\?\)"):
+        load_settings(tmp_path, environ={})
+
+
+def test_a_misspelt_environment_variable_is_not_ignored_in_silence(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"NEWSLETTER_ORGANIZATION is not a setting \(did you mean 'NEWSLETTER_ORGANISATION'"
+    ):
+        load_settings(tmp_path, environ={"NEWSLETTER_ORGANIZATION": "Harvest"})
+    # Unrelated variables with the prefix (NEWSLETTER_DEBUG, a team's own) are left alone.
+    assert load_settings(tmp_path, environ={"NEWSLETTER_DEBUG": "1", "NEWSLETTER_TEAM_CHANNEL": "x"}).settings
+
+
+def test_a_misspelt_flag_override_suggests_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean 'organisation'"):
+        load_settings(tmp_path, environ={}, overrides={"organization": "x"})
+
+
+def test_config_show_masks_credentials_in_a_url_query_too(project: Path) -> None:
+    url = "postgresql+psycopg://clinic:hunter2@db.example/news?password=swordfish&sslmode=require"
+    result = Newsletter(project, url)("config", "show", "--json")
+    shown = json.loads(result.output)["settings"]["database_url"]["value"]
+    assert "hunter2" not in result.output and "swordfish" not in result.output
+    assert shown == "postgresql+psycopg://clinic:***@db.example/news?password=***&sslmode=require"
+    init = Newsletter(project, url)("init")  # unreachable, but whatever it prints stays masked
+    assert "hunter2" not in init.output and "swordfish" not in init.output
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 31])
+def test_a_short_secret_key_is_refused_with_the_command_that_makes_a_good_one(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match=r"at least 32.*secrets\.token_urlsafe\(32\)"):
+        load_settings(tmp_path, environ={"NEWSLETTER_SECRET_KEY": key})
+    assert load_settings(tmp_path, environ={"NEWSLETTER_SECRET_KEY": "x" * 32}).settings.secret_key

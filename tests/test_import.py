@@ -16,7 +16,7 @@ from newsletter.subscribers import queries, service
 from newsletter.subscribers.importer import import_csv
 from tests.conftest import Newsletter
 
-KEY = "test-secret-key"
+KEY = "test-secret-key-0123456789abcdef-long"
 
 
 def run_import(store: Store, text: str, **kwargs: object):  # type: ignore[no-untyped-def]

@@ -152,3 +152,34 @@ def test_cli_lint_json_and_exit_codes(newsletter: Newsletter, project: Path) -> 
     assert unknown["errors"][0]["check"] == "campaign" and unknown["errors"][0]["line"] == 8
     missing = newsletter("campaign", "lint", "nope")
     assert missing.exit_code == 1 and missing.output.startswith("Error: campaign 'nope' not found")
+
+
+def test_signoff_changes_only_the_signoff_block(settings: Settings, project: Path) -> None:
+    """Quotes, flow lists, comments and key order are the author's; only deid.signoff is written."""
+    front = (
+        "---\n"
+        "subject: 'Three stories: \"quoted\" inside'   # kept as typed\n"
+        'preheader: "Double-quoted preheader"\n'
+        "audience: [client-stories, faq-updates]\n"
+        "# a comment line the reviewer wrote\n"
+        "deid:\n"
+        "  deny: [Kowalski]\n"
+        "  accept:\n"
+        "    - text: Serenity Prayer\n"
+        "      reviewer: A. Reviewer\n"
+        "      reason: A public prayer, not a person\n"
+        "---\n"
+    )
+    body = "\n::: vignette\nA client found calm after six months of therapy.\n:::\n"
+    path = write_campaign(project, "styled", front + body)
+    campaign = load_campaign("styled", settings)
+    signed = vignette.with_signoff(campaign, "R. Reviewer", date(2026, 11, 20), [1])
+    before, after = (front + body).splitlines(), signed.splitlines()
+    added = [line for line in after if line not in before]
+    assert [line for line in before if line not in after] == []  # nothing of the author's changed
+    assert added[0] == "  signoff:" and all(line.startswith("    ") for line in added[1:])
+    assert signed.endswith(body)
+    path.write_text(signed, encoding="utf-8")
+    assert not vignette.signoff_problems(
+        load_campaign("styled", settings), vignette.read_review(load_campaign("styled", settings))
+    )

@@ -21,7 +21,7 @@ from tests.support.campaigns import FAQ_CAMPAIGN, clinic_settings, write_campaig
 
 
 def make_settings(project: Path, **extra: str) -> Settings:
-    return clinic_settings(project, secret_key="test-secret-key", **extra)
+    return clinic_settings(project, secret_key="test-secret-key-0123456789abcdef-long", **extra)
 
 
 def one_message(settings: Settings) -> bytes:

@@ -195,6 +195,24 @@ def test_nested_ranges_share_one_budget() -> None:
         sandbox_render("{% for i in range(90000) %}{% for j in range(90000) %}{% endfor %}{% endfor %}")
 
 
+def test_concatenation_counts_against_the_budget() -> None:
+    """A recursive macro doubling a string with ~ and printing only its length: nothing large is ever
+    output, so only counting the concatenations themselves stops it (it once built 1 GiB)."""
+    doubling = "{% macro m(s, n) %}{% if n %}{{ m(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}{% endmacro %}"
+    assert sandbox_render(doubling + "{{ m('x', 10) }}") == "1024"  # small work is fine
+    with pytest.raises(TemplateRenderError, match=r"larger than the limit|more than .* characters of values"):
+        sandbox_render(doubling + "{{ m('x', 25) }}")
+
+
+def test_many_small_concatenations_share_one_budget() -> None:
+    with pytest.raises(TemplateRenderError, match="characters of values"):
+        sandbox_render("{% for i in range(2000) %}{% set s = 'x' * 9000 ~ i %}{% endfor %}", max_work=10_000_000)
+
+
+def test_concatenation_escapes_like_jinja() -> None:
+    assert sandbox_render("{{ 'a' ~ 1 ~ x }}", {"x": "<b>"}) == "a1&lt;b&gt;"
+
+
 def test_huge_string_is_a_clear_error() -> None:
     with pytest.raises(TemplateRenderError, match="larger than the limit"):
         sandbox_render('{{ "x" * 10**9 }}')

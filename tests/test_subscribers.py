@@ -11,7 +11,7 @@ from newsletter.subscribers.addresses import erasure_hash
 from newsletter.subscribers.service import ConsentInfo
 
 MANUAL = ConsentInfo(Source.MANUAL, "v1", origin="test")
-KEY = "test-secret-key"
+KEY = "test-secret-key-0123456789abcdef-long"
 
 
 def add(store: Store, email: str, **kwargs: object) -> service.AddResult:

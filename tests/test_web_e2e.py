@@ -20,9 +20,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
 from newsletter.config import Settings
@@ -32,15 +31,10 @@ from newsletter.delivery.transports import transport_factory
 from newsletter.store.engine import open_store
 from newsletter.store.models import EventKind
 from newsletter.web import close_app, create_app
+from tests.conftest import ARTIFACTS
 from tests.support.smtp_servers import Certificate, RecordingHandler, make_certificate, smtp_server
 from tests.support.web import SECRET, find
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 WIDTHS = (375, 800)
 
 CAMPAIGN = """\
@@ -56,20 +50,6 @@ sessions fit around a working day.
 No. Book as usual; the evening slots appear in the calendar from the first of the month.
 :::
 """
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found; `make test` installs Debian's chromium package (never `playwright install`)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class LateApp:
@@ -120,7 +100,7 @@ def screenshots(page: Page, name: str) -> None:
         assert overflow <= width, f"{name} scrolls sideways at {width} px ({overflow} px wide)"
 
 
-def test_signup_confirm_campaign_and_one_click_unsubscribe(chromium: Browser, tmp_path: Path) -> None:
+def test_signup_confirm_campaign_and_one_click_unsubscribe(browser: Browser, tmp_path: Path) -> None:
     certificate = make_certificate(tmp_path)
     project = tmp_path / "project"
     (project / "campaigns").mkdir(parents=True)
@@ -139,7 +119,7 @@ def test_signup_confirm_campaign_and_one_click_unsubscribe(chromium: Browser, tm
         )
         store = open_store(settings.resolved_database_url)
         late.app = app = create_app(settings, store=store)
-        context = chromium.new_context(ignore_https_errors=True, viewport={"width": 800, "height": 800})
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 800, "height": 800})
         try:
             page = context.new_page()
             problems: list[str] = []  # a CSP violation or a missing stylesheet shows up here

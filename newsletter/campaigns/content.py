@@ -117,7 +117,10 @@ def resolve_campaign_path(ref: str | Path, campaigns_path: Path) -> Path:
         )
     path = campaigns_path / f"{text}.md"
     if not path.is_file():
-        raise CampaignNotFound(f"campaign {text!r} not found: looked for {path}")
+        known = sorted(p.stem for p in campaigns_path.glob("*.md")) if campaigns_path.is_dir() else []
+        close = difflib.get_close_matches(text, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise CampaignNotFound(f"campaign {text!r} not found: looked for {path}{hint}")
     return path
 
 

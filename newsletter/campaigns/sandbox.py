@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
@@ -151,8 +154,25 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith((".txt.j2", ".txt"))
 
 
+class _BudgetedCodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` into a call the budget sees. Jinja joins concatenations inline
+    (``str_join``/``markup_join``), out of reach of the sandbox's operator hooks, so a recursive macro
+    doubling a string with ``~`` could otherwise build a gigabyte that is never output."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.budgeted_concat(context, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class CampaignSandbox(ImmutableSandboxedEnvironment):
-    """An immutable sandbox whose operators, calls, filters and output draw on the active budget."""
+    """An immutable sandbox whose operators, calls, filters, concatenations and output draw on the
+    active budget. The work budget is the memory ceiling of one render: every string a template
+    makes is counted before it is made, and the deadline bounds its time."""
+
+    code_generator_class = _BudgetedCodeGenerator
 
     # Intercepting also stops Jinja from constant-folding these at compile time, outside any budget.
     intercepted_binops = frozenset({"*", "**", "+", "%"})
@@ -184,6 +204,15 @@ class CampaignSandbox(ImmutableSandboxedEnvironment):
         if budget is not None and isinstance(result, str | list | tuple):
             budget.spend_work(len(result))
         return result
+
+    def budgeted_concat(self, context: jinja2.runtime.Context, parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ ...``, counted against the budget before the joined string exists."""
+        budget = _current()
+        texts = [part if isinstance(part, str) else str(part) for part in parts]
+        if budget is not None:
+            budget.spend_work(sum(map(len, texts)))
+        join = markup_join if context.eval_ctx.autoescape else str_join
+        return join(parts)
 
     def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         budget = _current()

@@ -20,12 +20,16 @@ names the reviewer and the date and holds a hash of the vignette's text, so any 
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from newsletter.campaigns.content import Block, Campaign, CampaignError
 from newsletter.campaigns.deid import Finding, find_identifiers
@@ -154,15 +158,23 @@ def signoff_problems(campaign: Campaign, review: Review) -> list[SignoffProblem]
     return problems
 
 
-class _PlainDumper(yaml.SafeDumper):
-    """Writes repeated values out in full: anchors and aliases (&id001) would puzzle staff."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+def _sequence_offset(front: str) -> int:
+    """How far this file indents a block list's dashes under its key (0 or 2), to write it the same way."""
+    lines = front.split("\n")
+    for key_line, item_line in itertools.pairwise(lines):
+        key = re.match(r"^( *)[^\s#-][^:]*:\s*(#.*)?$", key_line)
+        item = re.match(r"^( *)- ", item_line)
+        if key and item:
+            return max(0, len(item[1]) - len(key[1]))
+    return 0
 
 
 def with_signoff(campaign: Campaign, reviewer: str, when: date, numbers: Sequence[int]) -> str:
-    """The campaign file's text with sign-offs for the given vignettes, everything else unchanged."""
+    """The campaign file's text with sign-offs for the given vignettes; nothing else changes.
+
+    The front matter is edited round-trip (ruamel.yaml), so quotes, flow lists, comments and the
+    order of keys stay as the author wrote them; only the ``deid.signoff`` list is rewritten.
+    """
     if campaign.path is None:
         raise CampaignError("only a campaign file can be signed off")
     vignettes = campaign.vignettes
@@ -171,13 +183,22 @@ def with_signoff(campaign: Campaign, reviewer: str, when: date, numbers: Sequenc
             raise CampaignError(
                 f"there is no vignette {number} (the campaign has {len(vignettes)})", path=campaign.path
             )
-    meta = dict(campaign.front_matter)
-    section = dict(meta.get("deid") or {})
+    lines = campaign.source.split("\n")
+    closing = next(i for i in range(1, len(lines)) if lines[i].rstrip() == "---")
+    front = "\n".join(lines[1:closing]) + "\n"
+    editor = YAML()  # round-trip
+    editor.preserve_quotes = True
+    editor.width = 4096  # never re-wrap a long line
+    offset = _sequence_offset(front)
+    editor.indent(mapping=2, sequence=2 + offset, offset=offset)
+    meta = editor.load(front) or CommentedMap()
+    section = meta.get("deid")
+    if section is None:
+        section = meta["deid"] = CommentedMap()
     kept = [s for s in section.get("signoff") or [] if isinstance(s, Mapping) and s.get("vignette") not in numbers]
     section["signoff"] = kept + [
-        {"vignette": n, "reviewer": reviewer, "date": when, "hash": text_hash(vignettes[n - 1])} for n in numbers
+        CommentedMap(vignette=n, reviewer=reviewer, date=when, hash=text_hash(vignettes[n - 1])) for n in numbers
     ]
-    meta["deid"] = section
-    front = yaml.dump(meta, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=100)
-    body = campaign.source.split("\n")[campaign.body_line - 1 :]
-    return "---\n" + front + "---\n" + "\n".join(body)
+    out = io.StringIO()
+    editor.dump(meta, out)
+    return "\n".join(["---", out.getvalue().rstrip("\n"), *lines[closing:]])

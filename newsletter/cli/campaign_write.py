@@ -116,30 +116,26 @@ def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
 )
 @click.pass_obj
 def preview(app: App, ref: str, host: str, port: int) -> None:
-    """Preview at desktop and mobile widths, live.
+    """Preview the email and its checks, live.
 
-    Serves the campaign on localhost side by side at 800 and 375 px and reloads when the campaign
-    file or a template is saved.
+    One page shows the inbox line (From, Subject, preheader), the email at 800 and 375 px side by
+    side, the plain-text part, every lint and de-identification finding at its place in the file,
+    and the vignettes' sign-off state. It reloads when the campaign file or a template is saved.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
     """
-    from newsletter.campaigns.content import load_campaign
-    from newsletter.campaigns.preview import PreviewState, make_server
-    from newsletter.campaigns.render import render_campaign
+    from newsletter.campaigns.content import resolve_campaign_path
+    from newsletter.campaigns.preview import PreviewState, build_preview, make_server
 
     settings = app.settings
-    first = load_campaign(ref, settings)
-    path = first.path
-
-    def render() -> str:
-        return campaigns.sample(render_campaign(load_campaign(ref, settings), settings))[0]
+    path = resolve_campaign_path(ref, settings.campaigns_path)
 
     def watched() -> list[Path]:
         templates = sorted(settings.templates_path.rglob("*.j2")) if settings.templates_path.is_dir() else []
-        return [p for p in [path, *templates] if p is not None]
+        return [path, *templates]
 
-    server = make_server(PreviewState(render, watched), first.subject, host, port)
-    click.echo(f"Previewing {first.slug} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    server = make_server(PreviewState(lambda: build_preview(path, settings), watched), host, port)
+    click.echo(f"Previewing {path.stem} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,16 +32,31 @@ def console(stderr: bool = False) -> Console:
 
 
 def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    """A table on a terminal; plain tab-separated rows when stdout is a pipe or a file.
+
+    Nothing is ever cut short: an address that does not fit its column wraps onto the next line.
+    """
+    if not sys.stdout.isatty():
+        if title:
+            click.echo(title)
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join("" if v is None else str(v) for v in row))
+        return
+    console().print(make_table(title, columns, rows))
+
+
+def make_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         # Text, not str: a subscriber's name must never be read as rich markup.
         table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    console().print(table)
+    return table
 
 
 def interactive() -> bool:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.engine import make_url
 
 from newsletter.cli.app import App
 from newsletter.cli.output import json_option, print_json
+from newsletter.config import mask_url
 from newsletter.store.engine import init_store
 
 
@@ -18,7 +18,7 @@ def init(app: App, as_json: bool) -> None:
     """
     url = app.settings.resolved_database_url
     before, after = init_store(url)
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = mask_url(url)
     if as_json:
         print_json({"database": shown, "revision_before": before, "revision": after})
     elif before == after:

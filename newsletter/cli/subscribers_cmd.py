@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,14 +9,15 @@ import click
 
 from newsletter.cli.app import App
 from newsletter.cli.output import interactive, json_option, print_json, print_table
+from newsletter.files import write_private
 from newsletter.store.models import Source, Status
+from newsletter.subscribers import export as export_file
 from newsletter.subscribers import queries, service
 from newsletter.subscribers.consent import ConsentInfo
 from newsletter.subscribers.importer import import_csv, open_csv
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUS = click.Choice([s.value for s in Status])
-EXPORT_FIELDS = ["email", "name", "status", "tags", "source", "created_at", "confirmed_at", "unsubscribed_at"]
 
 
 def _tag_option(help: str) -> Callable[[F], F]:
@@ -155,26 +154,6 @@ def list_(app: App, status: str | None, tag: str | None, as_json: bool) -> None:
     )
 
 
-def _csv_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, EXPORT_FIELDS)
-    writer.writeheader()
-    for record in records:
-        writer.writerow({**record, "tags": " ".join(record["tags"])})
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _json_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
-    # Streamed as a JSON list so memory does not grow with the list's size.
-    yield "["
-    for index, record in enumerate(records):
-        yield ("," if index else "") + "\n  " + json.dumps(record, ensure_ascii=False)
-    yield "\n]\n"
-
-
 @subscribers.command()
 @click.option(
     "--format",
@@ -192,20 +171,18 @@ def _json_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
 def export(app: App, fmt: str, status: str | None, tag: str | None, output: Path | None) -> None:
     """Export subscribers as CSV or JSON.
 
-    Fields: email, name, status, tags, source and dates.
+    Fields: email, name, status, tags, source and dates. In CSV, a cell that a spreadsheet would run
+    as a formula (it starts with =, +, -, @) gets a leading apostrophe. A file written with -o is
+    readable by you only.
     """
-    write = _json_lines if fmt == "json" else _csv_lines
+    write = export_file.json_chunks if fmt == "json" else export_file.csv_chunks
     with app.store.session() as session:
         records = (queries.summary(s) for s in queries.query(session, status=status, tag=tag))
         if output is None:
             for chunk in write(records):
                 click.echo(chunk, nl=False)
             return
-        partial = output.with_name(output.name + ".part")
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            for chunk in write(records):
-                handle.write(chunk)
-        partial.replace(output)  # never leave a half-written export under the real name
+        write_private(output, write(records))
     click.echo(f"Wrote {output}", err=True)
 
 

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.config import mask_url
 from newsletter.errors import StoreError
+from newsletter.files import touch_private
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration. Kept here so that opening the store does not import Alembic (a test checks it
@@ -32,20 +34,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SUPPORTED = "the supported databases are SQLite (sqlite:///subscribers.db) and PostgreSQL (postgresql+psycopg://user@host/dbname)"
+
+
+class UnsupportedDatabase(StoreError):
+    """A database URL for a backend or driver this project does not run on."""
+
+    exit_code = 2  # a usage error, like a bad option
+
+
+def _check_backend(url: URL) -> None:
+    # From the name alone: asking SQLAlchemy for the driver would import it (and fail for MySQL).
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "postgres":
+        fixed = mask_url(url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+        raise UnsupportedDatabase(f"unusable database URL: postgres:// is not understood; write {fixed}")
+    if (backend, driver) not in {("sqlite", ""), ("sqlite", "pysqlite"), ("postgresql", "psycopg")}:
+        raise UnsupportedDatabase(f"unusable database URL: {url.drivername}:// is not supported; {SUPPORTED}")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings this project relies on."""
     try:
         parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
+        _check_backend(parsed)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 folder = Path(parsed.database).parent
                 if not folder.is_dir():
                     raise StoreError(f"cannot create the store: folder {folder} does not exist")
+                # SQLite gives its -wal and -shm files the mode of the database file.
+                touch_private(Path(parsed.database))
             engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise StoreError(f"unusable database URL: {exc}") from exc

@@ -10,7 +10,7 @@ from newsletter.store.models import Source
 from newsletter.subscribers import service
 from newsletter.subscribers.service import ConsentInfo
 
-SECRET_ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key"}
+SECRET_ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789abcdef-long"}
 
 FAQ_CAMPAIGN = """---
 subject: Can I get addicted to ketamine?

@@ -27,6 +27,7 @@ from newsletter.delivery.transports.base import (
     refuse_password,
     safe_url,
 )
+from newsletter.files import private_folder
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
 
@@ -64,7 +65,7 @@ class FileTransport(Transport):
 
     def _open(self) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)
         except OSError as exc:
             raise TransportConfigError(f"cannot create the outbox folder {self.folder}: {exc.strerror or exc}") from exc
 
