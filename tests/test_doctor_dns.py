@@ -57,18 +57,18 @@ def run_dns(project: Path, zone_text: str, **extra: object) -> dict[str, Check]:
     return {c.id: c for c in checks}
 
 
+def run_dkim(project: Path, key: Path, published: str | None) -> dict[str, Check]:
+    """A good zone, signing with ``key``, and ``published`` (a p= value) as the selector's record, if any."""
+    records = [GOOD_SPF, RELAY_SPF, GOOD_DMARC, GOOD_MX] + ([dkim_record(published)] if published else [])
+    return run_dns(project, zone(*records), dkim_key_path=str(key), dkim_selector="s1")
+
+
 def statuses(checks: dict[str, Check]) -> dict[str, str]:
     return {i: c.status.value for i, c in checks.items()}
 
 
 def test_a_good_setup_passes_every_dns_check(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
-    key, public = keys["good"]
-    checks = run_dns(
-        project,
-        zone(GOOD_SPF, RELAY_SPF, dkim_record(public), GOOD_DMARC, GOOD_MX),
-        dkim_key_path=str(key),
-        dkim_selector="s1",
-    )
+    checks = run_dkim(project, *keys["good"])
     assert statuses(checks) == {
         "spf.count": "ok",
         "spf.syntax": "ok",
@@ -170,36 +170,20 @@ def test_spf_is_checked_on_the_bounce_domain(project: Path) -> None:
 
 
 def test_a_dkim_key_that_does_not_match(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
-    key, _ = keys["good"]
-    _, other_public = keys["other"]
-    checks = run_dns(
-        project,
-        zone(GOOD_SPF, RELAY_SPF, dkim_record(other_public), GOOD_DMARC, GOOD_MX),
-        dkim_key_path=str(key),
-        dkim_selector="s1",
-    )
+    checks = run_dkim(project, keys["good"][0], keys["other"][1])
     assert checks["dkim.record"].status is Status.OK
     assert checks["dkim.key_match"].status is Status.FAIL and "not the public half" in checks["dkim.key_match"].message
     assert "openssl rsa -in" in checks["dkim.key_match"].fix
 
 
 def test_a_short_dkim_key_is_a_warning(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
-    key, public = keys["short"]
-    checks = run_dns(
-        project,
-        zone(GOOD_SPF, RELAY_SPF, dkim_record(public), GOOD_DMARC, GOOD_MX),
-        dkim_key_path=str(key),
-        dkim_selector="s1",
-    )
+    checks = run_dkim(project, *keys["short"])
     assert checks["dkim.key_match"].status is Status.OK
     assert checks["dkim.key_size"].status is Status.WARN and "1024 bits" in checks["dkim.key_size"].message
 
 
 def test_a_missing_dkim_record_and_unsigned_mail(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
-    key, _ = keys["good"]
-    missing = run_dns(
-        project, zone(GOOD_SPF, RELAY_SPF, GOOD_DMARC, GOOD_MX), dkim_key_path=str(key), dkim_selector="s1"
-    )
+    missing = run_dkim(project, keys["good"][0], None)
     assert missing["dkim.record"].status is Status.FAIL and f"s1._domainkey.{DOMAIN}" in missing["dkim.record"].message
     unsigned = run_dns(project, zone(GOOD_SPF, RELAY_SPF, GOOD_DMARC, GOOD_MX))
     assert unsigned["dkim.signing"].status is Status.WARN and "dkim.record" not in unsigned
