@@ -21,7 +21,7 @@ from newsletter.errors import ConfigError
 from tests.conftest import Newsletter
 from tests.support.campaigns import clinic_settings
 from tests.support.dkim_keys import rsa_key
-from tests.support.dns_server import dns_server, silent_dns_server, txt, zone
+from tests.support.dns_server import dns_server, failing_dns_server, silent_dns_server, txt, zone
 
 DOMAIN = "news.harvest.example"
 GOOD_SPF = txt(f"{DOMAIN}.", "v=spf1 include:_spf.relay.example ip4:192.0.2.10 -all")
@@ -59,7 +59,7 @@ def run_dns(project: Path, zone_text: str, **extra: object) -> dict[str, Check]:
 
 def run_dkim(project: Path, key: Path, published: str | None) -> dict[str, Check]:
     """A good zone, signing with ``key``, and ``published`` (a p= value) as the selector's record, if any."""
-    records = [GOOD_SPF, RELAY_SPF, GOOD_DMARC, GOOD_MX] + ([dkim_record(published)] if published else [])
+    records = [GOOD_SPF, RELAY_SPF, GOOD_DMARC, GOOD_MX] + ([dkim_record(published)] if published is not None else [])
     return run_dns(project, zone(*records), dkim_key_path=str(key), dkim_selector="s1")
 
 
@@ -125,6 +125,12 @@ def test_the_ten_lookup_limit_counts_through_includes_and_redirects(project: Pat
         assert "needs 10 of at most 10" in checks["spf.lookups"].message
 
 
+def test_an_include_built_from_a_macro_cannot_be_counted(project: Path) -> None:
+    spf = txt(f"{DOMAIN}.", "v=spf1 include:%{d}.spf.relay.example -all")
+    checks = run_dns(project, zone(spf, GOOD_DMARC, GOOD_MX))
+    assert checks["spf.lookups"].status is Status.WARN and "%{d}.spf.relay.example" in checks["spf.lookups"].message
+
+
 def test_an_include_without_a_record_is_a_permanent_error(project: Path) -> None:
     spf = txt(f"{DOMAIN}.", "v=spf1 include:gone.example -all")
     checks = run_dns(project, zone(spf, GOOD_DMARC, GOOD_MX))
@@ -180,6 +186,11 @@ def test_a_short_dkim_key_is_a_warning(project: Path, keys: dict[str, tuple[Path
     checks = run_dkim(project, *keys["short"])
     assert checks["dkim.key_match"].status is Status.OK
     assert checks["dkim.key_size"].status is Status.WARN and "1024 bits" in checks["dkim.key_size"].message
+
+
+def test_a_revoked_dkim_key(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
+    checks = run_dkim(project, keys["good"][0], "")
+    assert checks["dkim.record"].status is Status.FAIL and "revoked" in checks["dkim.record"].message
 
 
 def test_a_missing_dkim_record_and_unsigned_mail(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
@@ -264,6 +275,14 @@ def test_a_server_that_never_answers_says_so_once_per_check(project: Path) -> No
     assert "offline" in checks["mx.records"].message  # after the first timeout, the rest say so at once
     assert checks["alignment.spf"].status is Status.FAIL  # needs no network: the domains do not align
     assert elapsed < 10  # one 1-second timeout, not one per lookup
+
+
+def test_a_server_that_answers_with_errors(project: Path) -> None:
+    with failing_dns_server() as servers:
+        settings = news_settings(project, dns_servers=servers)
+        failing = {c.id: c for c in dns_checks(settings, Resolver(servers, Deadline(20)))}
+    assert failing["spf.count"].message.startswith("Not checked: the DNS servers answered")
+    assert "whoever hosts its DNS" in failing["mx.records"].fix
 
 
 def test_the_whole_command_ends_without_any_dns_answer(project: Path) -> None:

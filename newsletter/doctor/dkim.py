@@ -17,7 +17,8 @@ from newsletter.config import Settings
 from newsletter.doctor.report import Check, fail, ok, warn
 from newsletter.doctor.resolver import Resolver
 
-CHECK_IDS = ("dkim.signing", "dkim.record", "dkim.key_match", "dkim.key_size")
+# The checks that follow a lookup, in order (dkim.signing, about the settings, comes before any).
+CHECK_IDS = ("dkim.record", "dkim.key_match", "dkim.key_size")
 MIN_BITS = 1024  # RFC 8301: verifiers must reject shorter RSA keys
 GOOD_BITS = 2048
 PUBLIC_KEY_COMMAND = "openssl rsa -in {key} -pubout -outform der | base64 -w0"
@@ -28,14 +29,12 @@ def _private_numbers(pem: bytes) -> tuple[int, int]:
     return key["modulus"], key["publicExponent"]
 
 
-def _public_numbers(record: str) -> tuple[dict[bytes, bytes], tuple[int, int] | None]:
-    """The record's tags, and its RSA public numbers (None for a key of another type)."""
-    tags = dkim.util.parse_tag_value(record.encode("ascii", "replace"))
+def _public_numbers(tags: dict[bytes, bytes]) -> tuple[int, int] | None:
+    """The RSA public numbers in a record's p= (None for a key of another type)."""
     if tags.get(b"k", b"rsa").strip().lower() != b"rsa":
-        return tags, None
-    data = base64.b64decode(b"".join(tags.get(b"p", b"").split()), validate=True)
-    key = dkim.crypto.parse_public_key(data)
-    return tags, (key["modulus"], key["publicExponent"])
+        return None
+    key = dkim.crypto.parse_public_key(base64.b64decode(b"".join(tags[b"p"].split()), validate=True))
+    return key["modulus"], key["publicExponent"]
 
 
 def dkim_checks(settings: Settings, resolver: Resolver, domain: str) -> Iterator[Check]:
@@ -75,12 +74,13 @@ def dkim_checks(settings: Settings, resolver: Resolver, domain: str) -> Iterator
         yield fail("dkim.record", f"{len(records)} TXT records at {name}; there must be exactly one.", publish)
         return
     try:
-        tags, public = _public_numbers(records[0])
+        tags = dkim.util.parse_tag_value(records[0].encode("ascii", "replace"))
+        if not tags.get(b"p", b"").strip():
+            yield fail("dkim.record", f"The DKIM record at {name} has an empty p=: the key is revoked.", publish)
+            return
+        public = _public_numbers(tags)
     except (dkim.util.InvalidTagValueList, dkim.crypto.UnparsableKeyError, binascii.Error, ValueError) as exc:
         yield fail("dkim.record", f"The DKIM record at {name} does not parse ({exc}).", publish)
-        return
-    if not tags.get(b"p", b"").strip():
-        yield fail("dkim.record", f"The DKIM record at {name} has an empty p=: the key is revoked.", publish)
         return
     yield ok("dkim.record", f"DKIM record found at {name}.")
     if public is None:

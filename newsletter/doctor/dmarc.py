@@ -17,7 +17,6 @@ from newsletter.doctor.domains import aligned, organisational_domain
 from newsletter.doctor.report import Check, fail, ok, warn
 from newsletter.doctor.resolver import Resolver
 
-CHECK_IDS = ("dmarc.record", "dmarc.policy")
 POLICIES = ("none", "quarantine", "reject")
 
 

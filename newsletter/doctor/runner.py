@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from newsletter.config import Settings
-from newsletter.delivery.transports import TransportFactory, transport_factory
+from newsletter.delivery.transports import TransportFactory
 from newsletter.doctor import content, dkim, dmarc, mx, spf, transport
 from newsletter.doctor.domains import envelope_domain, from_domain
 from newsletter.doctor.list_health import list_health_checks
@@ -56,7 +56,7 @@ def dns_checks(settings: Settings, resolver: Resolver) -> list[Check]:
         reason = "from_address is not set, so there is no domain to check"
         return [fail(i, f"Not checked: {reason}.", "Set from_address.") for i in ("spf.count", "dmarc.record")]
     checks = _area(spf.CHECK_IDS, lambda: spf.spf_checks(resolver, envelope))
-    checks += _area(dkim.CHECK_IDS[1:], lambda: dkim.dkim_checks(settings, resolver, sender))
+    checks += _area(dkim.CHECK_IDS, lambda: dkim.dkim_checks(settings, resolver, sender))
     found = None
     try:
         found = dmarc.lookup_dmarc(resolver, sender)
@@ -93,8 +93,7 @@ def run_doctor(
     report.checks += transport.transport_checks(settings, deadline, largest_message=built.largest)
     if recipient is not None:
         say(f"Sending a test message to {recipient}...")
-        factory = transport_for_test or transport_factory(settings)
-        report.checks.append(transport.send_test_message(settings, recipient, factory))
+        report.checks.append(transport.send_test_message(settings, recipient, transport_for_test))
     report.checks += [content.unsubscribe_check(built, settings), content.from_domain_check(settings)]
     if open_store is not None:
         say("Reading the last 30 days of sends, complaints and bounces...")

@@ -23,12 +23,17 @@ from typing import Any
 from newsletter.config import Settings
 from newsletter.delivery.dkim import dkim_signer
 from newsletter.delivery.headers import check_address, clean_header_value, format_address
-from newsletter.delivery.transports import OutgoingMessage, TransportContext, TransportError, TransportFactory
+from newsletter.delivery.transports import (
+    OutgoingMessage,
+    TransportContext,
+    TransportError,
+    TransportFactory,
+    transport_factory,
+)
 from newsletter.delivery.transports.smtp import SMTPTransport
 from newsletter.doctor.report import Check, Deadline, fail, ok, warn
 from newsletter.errors import NewsletterError
 
-CHECK_IDS = ("transport.connect", "transport.starttls", "transport.certificate", "transport.auth", "transport.size")
 STEP_TIMEOUT = 10.0  # seconds for any one exchange with the relay
 EXPIRY_WARNING_DAYS = 14
 # SMTPTransport refuses a user name without a password; the doctor still wants to connect and
@@ -319,7 +324,7 @@ def envelope_sender(settings: Settings) -> str:
     return settings.bounce_address or settings.from_address
 
 
-def test_message(settings: Settings, recipient: str) -> OutgoingMessage:
+def build_test_message(settings: Settings, recipient: str) -> OutgoingMessage:
     """A short message that shows, where it lands, how SPF, DKIM and DMARC judged our mail."""
     from_address, domain = check_address(settings.from_address)
     message = EmailMessage(policy=email.policy.SMTP)
@@ -341,11 +346,12 @@ def test_message(settings: Settings, recipient: str) -> OutgoingMessage:
     return OutgoingMessage(envelope_sender(settings), recipient, data, message_id)
 
 
-def send_test_message(settings: Settings, recipient: str, transport: TransportFactory) -> Check:
-    """Send :func:`test_message` to ``recipient`` through ``transport``; the outcome as a check."""
+def send_test_message(settings: Settings, recipient: str, transport: TransportFactory | None = None) -> Check:
+    """Send :func:`build_test_message` to ``recipient`` through ``transport`` (default: the ``transport``
+    setting's); the outcome as a check."""
     try:
-        message = test_message(settings, recipient)
-        with transport() as opened:
+        message = build_test_message(settings, recipient)
+        with (transport or transport_factory(settings))() as opened:
             result = opened.send(message)
             where = opened.describe()
     except (TransportError, NewsletterError) as exc:

@@ -4,7 +4,8 @@ free port of 127.0.0.1, serving zone data the test writes.
     with dns_server(zone("news.harvest.example. TXT \"v=spf1 -all\"")) as servers:
         settings = clinic_settings(project, dns_servers=servers)   # "127.0.0.1:PORT"
 
-``silent_dns_server()`` binds the port and never answers, as a network without DNS would.
+``silent_dns_server()`` binds the port and never answers, as a network without DNS would;
+``failing_dns_server()`` answers every query with SERVFAIL, as a broken DNS host does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from dnslib.server import DNSLogger, DNSServer
+from dnslib import RCODE, DNSRecord
+from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 from dnslib.zoneresolver import ZoneResolver
 
 HOST = "127.0.0.1"
@@ -45,10 +47,28 @@ def _free_port_for_both() -> tuple[socket.socket, socket.socket]:
     raise RuntimeError("no port free for both UDP and TCP")
 
 
+class _ServerFailure(BaseResolver):  # type: ignore[misc]
+    def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
+        reply = request.reply()
+        reply.header.rcode = RCODE.SERVFAIL
+        return reply
+
+
 @contextmanager
 def dns_server(zone_text: str) -> Iterator[str]:
     """Serve ``zone_text`` over UDP and TCP; yields the ``dns_servers`` value ("127.0.0.1:PORT")."""
-    resolver = ZoneResolver(zone_text)
+    with _serving(ZoneResolver(zone_text)) as servers:
+        yield servers
+
+
+@contextmanager
+def failing_dns_server() -> Iterator[str]:
+    with _serving(_ServerFailure()) as servers:
+        yield servers
+
+
+@contextmanager
+def _serving(resolver: BaseResolver) -> Iterator[str]:
     quiet = DNSLogger(logf=lambda _: None)
     udp, tcp = _free_port_for_both()
     port = udp.getsockname()[1]
