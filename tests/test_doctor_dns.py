@@ -277,6 +277,21 @@ def test_a_server_that_never_answers_says_so_once_per_check(project: Path) -> No
     assert elapsed < 10  # one 1-second timeout, not one per lookup
 
 
+def test_zones_that_never_answer_run_into_the_deadline(project: Path) -> None:
+    """The domain answers, but its SPF includes and its DMARC record live in zones whose servers are down."""
+    spf = txt(f"{DOMAIN}.", "v=spf1 include:a.down.example include:b.down.example -all")
+    with dns_server(zone(spf, GOOD_DMARC, GOOD_MX), hang=("down.example", f"_dmarc.{DOMAIN}")) as servers:
+        settings = news_settings(project, dns_servers=servers)
+        started = time.monotonic()
+        checks = {c.id: c for c in dns_checks(settings, Resolver(servers, Deadline(1.5), timeout=1.0))}
+        elapsed = time.monotonic() - started
+    assert checks["spf.count"].status is Status.OK  # answered before anything hung
+    assert checks["spf.lookups"].message.startswith("Not checked: no DNS server answered within 1 s")
+    assert checks["dmarc.record"].message.startswith("Not checked: no DNS server answered")  # the 0.5 s left
+    assert checks["mx.records"].message == "Not checked: the doctor ran out of time before this lookup."
+    assert elapsed < 3
+
+
 def test_a_server_that_answers_with_errors(project: Path) -> None:
     with failing_dns_server() as servers:
         settings = news_settings(project, dns_servers=servers)

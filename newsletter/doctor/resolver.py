@@ -110,7 +110,7 @@ class Resolver:
             self._answered = True
             return []
         except dns.resolver.LifetimeTimeout:
-            reason = f"no DNS server answered within {lifetime:.0f} s ({self.where})"
+            reason = f"no DNS server answered within {lifetime:.2g} s ({self.where})"
             if not self._answered:
                 self.unavailable = f"{reason}; is this machine offline?"
             raise DNSUnavailable(reason) from None

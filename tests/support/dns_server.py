@@ -11,6 +11,7 @@ free port of 127.0.0.1, serving zone data the test writes.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -54,11 +55,32 @@ class _ServerFailure(BaseResolver):  # type: ignore[misc]
         return reply
 
 
+class _Hanging(BaseResolver):  # type: ignore[misc]
+    """Answers from a zone, except for names under ``hang``: those get no answer until the server stops."""
+
+    def __init__(self, zone: ZoneResolver, hang: tuple[str, ...], stopped: threading.Event) -> None:
+        self.zone, self.hang, self.stopped = zone, hang, stopped
+
+    def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
+        name = str(request.q.qname).rstrip(".")
+        if any(name == h or name.endswith("." + h) for h in self.hang):
+            self.stopped.wait()  # the asker has long given up by the time this answers
+            return _ServerFailure().resolve(request, handler)
+        return self.zone.resolve(request, handler)
+
+
 @contextmanager
-def dns_server(zone_text: str) -> Iterator[str]:
-    """Serve ``zone_text`` over UDP and TCP; yields the ``dns_servers`` value ("127.0.0.1:PORT")."""
-    with _serving(ZoneResolver(zone_text)) as servers:
-        yield servers
+def dns_server(zone_text: str, *, hang: tuple[str, ...] = ()) -> Iterator[str]:
+    """Serve ``zone_text`` over UDP and TCP; yields the ``dns_servers`` value ("127.0.0.1:PORT").
+
+    Names under a domain in ``hang`` are never answered, like a zone whose servers are down.
+    """
+    stopped = threading.Event()
+    with _serving(_Hanging(ZoneResolver(zone_text), hang, stopped)) as servers:
+        try:
+            yield servers
+        finally:
+            stopped.set()
 
 
 @contextmanager
