@@ -6,11 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 # sudo only when not already root (CI runs as root and may have no sudo at all).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# Real parts for the tests: a PostgreSQL server, and Chromium for the signup page's browser test
-# (driven by Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded).
-APT_PACKAGES := postgresql chromium chromium-driver
-# The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source.
-BENCH_APT_PACKAGES := postfix
+# Real parts for the tests: a PostgreSQL server, Chromium for the signup page's browser test
+# (driven by Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded), and
+# SpamAssassin, which lint runs offline on every campaign's message.
+APT_PACKAGES := postgresql chromium chromium-driver spamassassin
+# The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source; the spam
+# benchmark times SpamAssassin.
+BENCH_APT_PACKAGES := postfix spamassassin
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -100,6 +102,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/render_bench.py
 	$(BIN)/python bench/send_bench.py
 	$(BIN)/python bench/deid_recall.py
+	$(BIN)/python bench/spam_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache outbox subscribers.db subscribers.db-*

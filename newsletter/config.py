@@ -49,6 +49,10 @@ class Settings:
     postal_address: str = _setting("", "Postal address printed in every email footer")
     from_address: str = _setting("", "From: address of campaign emails")
     reply_to: str = _setting("", "Reply-To: address of campaign emails (empty: none)")
+    bounce_address: str = _setting(
+        "",
+        "Envelope sender (Return-Path) for campaign messages; bounces come back here. With a '+', VERP: bounce+TOKEN@domain",
+    )
     public_base_url: str = _setting("http://127.0.0.1:8000", "Base URL of the web endpoint that emails link to")
     transport: str = _setting("file:outbox/", "Transport URL: smtp://, smtps://, file:, console:, memory:")
     campaigns_dir: str = _setting("campaigns", "Folder of campaign Markdown files")
@@ -61,6 +65,9 @@ class Settings:
     retry_max_time: float = _setting(300.0, "Seconds a send run keeps retrying one message before leaving it pending")
     dkim_key_path: str = _setting("", "PEM private key for DKIM signing (empty: no DKIM signature)")
     dkim_selector: str = _setting("", "DKIM selector (the key is published at SELECTOR._domainkey.DOMAIN)")
+    dns_servers: str = _setting(
+        "", "DNS servers for `newsletter doctor`, as host:port entries separated by commas (empty: the system's)"
+    )
     topics: str = _setting(
         "faq-updates=FAQ updates, client-stories=Client stories, clinic-news=Clinic news",
         "Topics subscribers can choose, as tag=Label pairs separated by commas",

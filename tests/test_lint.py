@@ -130,7 +130,7 @@ def test_cli_lint_json_and_exit_codes(newsletter: Newsletter, project: Path) -> 
     result = newsletter("campaign", "lint", "story", "--json")
     assert result.exit_code == 1
     data = json.loads(result.output)
-    assert set(data) == {"errors", "warnings"}
+    assert set(data) == {"errors", "warnings", "notes"}
     assert data["errors"][0]["check"] == "deid.phone" and data["errors"][0]["line"] == 5
     assert {"check", "message", "line"} == set(data["errors"][0])
     write_campaign(project, "faq", FAQ_CAMPAIGN)

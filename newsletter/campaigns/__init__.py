@@ -5,6 +5,7 @@
   ONCE per campaign into HTML and text with holes for the personal fields.
 - ``lint``, ``vignette``, ``deid/``: the checks before a build or a send, and the de-identification
   gate for client vignettes with its reviewer sign-offs.
+- ``spamassassin``: SpamAssassin's offline score of a built message, for lint.
 - ``service``: listing, building to files and signing off, callable from Python.
 - ``preview``: the live preview server for staff.
 - ``templates/``: the default email templates; a clinic's ``templates/`` folder overrides them.

@@ -4,18 +4,23 @@ Each issue names its check (``subject.length``, ``html.link``, ``deid.name``...)
 it can be placed, a line of the campaign file. Errors stop a build or a send; warnings do not, except
 under ``--strict``, which treats every warning as an error. A missing or void vignette sign-off is a
 warning for lint but always stops a send (see :func:`newsletter.delivery.prepare.prepare`).
+
+Given the message a subscriber would receive (``sample_message``, built by the delivery layer), lint
+also asks SpamAssassin for its score (``spam.score``); without SpamAssassin it notes once that the
+check was skipped (``spam.skipped``), which is not a warning: ``--strict`` still passes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.campaigns import vignette
+from newsletter.campaigns import spamassassin, vignette
 from newsletter.campaigns.content import CampaignError, CampaignNotFound, load_campaign
 from newsletter.campaigns.render import RenderedCampaign, render_campaign
 from newsletter.errors import NewsletterError
@@ -80,12 +85,17 @@ class LintReport:
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
     signoff_missing: bool = False
+    notes: list[Issue] = field(default_factory=list)  # checks that could not run, and why
 
     def as_dict(self) -> dict[str, Any]:
-        return {"errors": [asdict(i) for i in self.errors], "warnings": [asdict(i) for i in self.warnings]}
+        return {
+            "errors": [asdict(i) for i in self.errors],
+            "warnings": [asdict(i) for i in self.warnings],
+            "notes": [asdict(i) for i in self.notes],
+        }
 
     def strict(self) -> LintReport:
-        return LintReport(self.errors + self.warnings, [], self.signoff_missing)
+        return LintReport(self.errors + self.warnings, [], self.signoff_missing, self.notes)
 
 
 class _Links(HTMLParser):
@@ -177,7 +187,37 @@ def _deid(campaign: Campaign, report: LintReport) -> None:
         report.warnings.append(Issue("deid.signoff", problem.message, problem.line))
 
 
-def lint_file(ref: str | Path, settings: Settings, *, strict: bool = False) -> LintReport:
+SampleMessage = Callable[["RenderedCampaign"], bytes]
+"""Builds the complete message a subscriber would get from a rendering (for the spam check)."""
+
+
+def _spam_score(rendered: RenderedCampaign, sample_message: SampleMessage, report: LintReport) -> None:
+    executable = spamassassin.find_spamassassin()
+    if executable is None:
+        report.notes.append(
+            Issue("spam.skipped", "spam score not checked: SpamAssassin is not installed (apt install spamassassin)")
+        )
+        return
+    try:
+        verdict = spamassassin.score_message(sample_message(rendered), executable)
+    except NewsletterError as exc:
+        report.notes.append(Issue("spam.skipped", f"spam score not checked: {exc}"))
+        return
+    rules = "; ".join(f"{r.name} {r.points:+.1f} ({r.description})" for r in verdict.fired) or "no rules"
+    message = f"SpamAssassin scores the message {verdict.score:.1f}"
+    if verdict.score >= spamassassin.ERROR_SCORE:
+        report.errors.append(
+            Issue("spam.score", f"{message}, {spamassassin.ERROR_SCORE:g} or more is spam; rules: {rules}")
+        )
+    elif verdict.score >= spamassassin.WARNING_SCORE:
+        report.warnings.append(
+            Issue("spam.score", f"{message}, close to spam ({spamassassin.ERROR_SCORE:g}); rules: {rules}")
+        )
+
+
+def lint_file(
+    ref: str | Path, settings: Settings, *, strict: bool = False, sample_message: SampleMessage | None = None
+) -> LintReport:
     """Lint a campaign by path or slug; a file that does not even load is reported as a ``campaign`` error.
 
     (The loader itself refuses, among others, a subject with control characters or an unknown block kind.)
@@ -188,7 +228,7 @@ def lint_file(ref: str | Path, settings: Settings, *, strict: bool = False) -> L
         raise
     except CampaignError as exc:
         return LintReport(errors=[Issue("campaign", exc.reason, exc.line)])
-    return lint_campaign(campaign, settings, strict=strict)
+    return lint_campaign(campaign, settings, strict=strict, sample_message=sample_message)
 
 
 def render_or_error(campaign: Campaign, settings: Settings) -> RenderedCampaign | NewsletterError:
@@ -205,8 +245,12 @@ def lint_campaign(
     *,
     rendered: RenderedCampaign | NewsletterError | None = None,
     strict: bool = False,
+    sample_message: SampleMessage | None = None,
 ) -> LintReport:
-    """Every check on one campaign and its rendering (rendered here unless the caller has one)."""
+    """Every check on one campaign and its rendering (rendered here unless the caller has one).
+
+    With ``sample_message``, the message it builds is scored by SpamAssassin too.
+    """
     if rendered is None:
         rendered = render_or_error(campaign, settings)
     report = LintReport()
@@ -217,5 +261,7 @@ def lint_campaign(
         report.errors.append(Issue(check, message))
     else:
         _html(campaign, rendered, settings, report)
+        if sample_message is not None:
+            _spam_score(rendered, sample_message, report)
     _deid(campaign, report)
     return report.strict() if strict else report

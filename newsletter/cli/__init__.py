@@ -50,6 +50,7 @@ class LazyGroup(NewsletterGroup):
     commands_by_module: ClassVar[dict[str, str]] = {
         "init": "store_cmd:init",
         "config": "config_cmd:config",
+        "doctor": "doctor_cmd:doctor",
         "subscribers": "subscribers_cmd:subscribers",
         "campaign": "campaign_cmd:campaign_group",
         "send-due": "schedule_cmd:send_due",

@@ -21,12 +21,13 @@ def print_issues(report: LintReport, limit: int = 50) -> None:
 
     show("error", report.errors)
     show("warning", report.warnings)
+    show("note", report.notes)
 
 
-def prepare_or_explain(app: App, ref: str, *, for_send: bool) -> Prepared:
+def prepare_or_explain(app: App, ref: str, *, for_send: bool, spam_check: bool = False) -> Prepared:
     """Prepare a campaign; on lint errors, print them before the one-line error."""
     try:
-        return prepare(ref, app.settings, for_send=for_send)
+        return prepare(ref, app.settings, for_send=for_send, spam_check=spam_check)
     except LintFailed as exc:
         print_issues(exc.report)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from newsletter.cli.app import App
 from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain, print_issues
 from newsletter.cli.output import json_option, print_json, print_table
 from newsletter.delivery import service as delivery
+from newsletter.delivery.prepare import sample_message
 
 
 @click.command("new")
@@ -43,11 +45,14 @@ def lint(app: App, ref: str, strict: bool, as_json: bool) -> None:
     """Check a campaign; exit 1 on any error.
 
     Checks MJML elements, HTML size, links, alt text, the footer (unsubscribe link, postal address),
-    the subject, the templates, and runs the de-identification gate on vignettes.
+    the subject, the templates, and runs the de-identification gate on vignettes. When SpamAssassin
+    is installed, it scores the message as built (offline, local rules): 5 or more is an error, 3 or
+    more a warning.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
-    report = lint_file(ref, app.settings, strict=strict)
+    builder = functools.partial(sample_message, settings=app.settings)
+    report = lint_file(ref, app.settings, strict=strict, sample_message=builder)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -74,11 +79,12 @@ def lint(app: App, ref: str, strict: bool, as_json: bool) -> None:
 def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
     """Write a campaign's HTML, text and MJML.
 
-    Lints first (errors stop the build), then renders for a sample recipient into the output folder.
+    Lints first, with the spam score (errors stop the build), then renders for a sample recipient
+    into the output folder.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
-    prepared = prepare_or_explain(app, ref, for_send=False)
+    prepared = prepare_or_explain(app, ref, for_send=False, spam_check=True)
     built = campaigns.write_files(prepared.rendered, app.settings.resolve_path(folder))
     written = {suffix: str(path) for suffix, path in built.files.items()}
     if as_json:
@@ -88,6 +94,7 @@ def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
                 "files": written,
                 "html_bytes": built.html_bytes,
                 "warnings": [dataclasses.asdict(w) for w in prepared.report.warnings],
+                "notes": [dataclasses.asdict(n) for n in prepared.report.notes],
             }
         )
         return

@@ -13,6 +13,7 @@ from pathlib import Path
 from newsletter.campaigns.content import Campaign, load_campaign
 from newsletter.campaigns.lint import LintReport, lint_campaign, render_or_error
 from newsletter.campaigns.render import RenderedCampaign, render_campaign
+from newsletter.campaigns.service import SAMPLE_NAME
 from newsletter.config import Settings
 from newsletter.delivery.dkim import Signer, dkim_signer
 from newsletter.delivery.headers import clean_header_value, envelope_address, format_address
@@ -21,6 +22,17 @@ from newsletter.delivery.links import Links
 from newsletter.delivery.mime import MessageFactory
 from newsletter.delivery.transports import OutgoingMessage
 from newsletter.errors import NewsletterError
+
+SAMPLE_RECIPIENT = "reader@example.org"
+
+
+def sample_message(rendered: RenderedCampaign, settings: Settings) -> bytes:
+    """The complete message as a subscriber would get it, with the sample links: what lint's spam
+    check and the doctor inspect. Never sent, so not signed."""
+    urls = rendered.sample_urls
+    return MessageFactory(rendered, settings).build(
+        SAMPLE_RECIPIENT, SAMPLE_NAME, urls["unsubscribe_url"], urls["preferences_url"]
+    )
 
 
 class LintFailed(NewsletterError):
@@ -81,14 +93,17 @@ class Prepared:
         return OutgoingMessage(self.settings.from_address, address, data, message_id)
 
 
-def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True) -> Prepared:
+def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True, spam_check: bool = False) -> Prepared:
     """Load a campaign, render it once and lint the rendering.
 
     Lint errors, or an unsigned vignette when sending, raise :class:`LintFailed` with the report.
+    ``spam_check`` adds SpamAssassin's score of the built message to the lint (``campaign build``
+    asks for it; sending does not, see the README).
     """
     campaign = load_campaign(ref, settings)
     rendered = render_or_error(campaign, settings)
-    report = lint_campaign(campaign, settings, rendered=rendered)
+    builder = (lambda r: sample_message(r, settings)) if spam_check else None
+    report = lint_campaign(campaign, settings, rendered=rendered, sample_message=builder)
     if report.errors or isinstance(rendered, NewsletterError):
         raise LintFailed(
             f"{campaign.slug}: {len(report.errors)} lint error(s); run `newsletter campaign lint {campaign.slug}`",

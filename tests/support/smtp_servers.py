@@ -110,12 +110,12 @@ class Certificate:
         return context
 
 
-def make_certificate(folder: Path) -> Certificate:
+def make_certificate(folder: Path, days: int = 2) -> Certificate:
     """A self-signed certificate for localhost and 127.0.0.1, made with the openssl CLI."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", str(days), "-subj", "/CN=localhost",
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
         check=True, capture_output=True,
     )  # fmt: skip

@@ -1,0 +1,111 @@
+"""The list's standing with receivers: complaint and hard-bounce rates over the last 30 days.
+
+Rates are events over messages: complaints and hard bounces are the ``complained`` and ``bounced``
+events that :mod:`newsletter.subscribers.service` logs (whoever reports them: the delivery engine's
+5xx replies, the bounce processor), and messages are outbox rows sent in the same window.
+
+:data:`LIST_CHECKS` is the hook where further list checks join, each a function of a read-only
+session and the start of the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from newsletter.doctor.report import Check, fail, ok, warn
+from newsletter.errors import NewsletterError
+from newsletter.store.engine import Store
+from newsletter.store.models import Event, EventKind, OutboxRow, OutboxState, utcnow
+
+WINDOW = timedelta(days=30)
+# Gmail's and Yahoo's sender rules: keep spam complaints under 0.1%, never reach 0.3%.
+COMPLAINT_WARN, COMPLAINT_FAIL = 0.001, 0.003
+# Hard bounces: mailbox providers publish no figure; 2% and 5% are where the large ESPs (e.g.
+# Amazon SES's review at 5%) start to act on a sender.
+BOUNCE_WARN, BOUNCE_FAIL = 0.02, 0.05
+
+ListCheck = Callable[[Session, datetime], Iterable[Check]]
+
+
+def sent_since(session: Session, since: datetime) -> int:
+    count = session.scalar(
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(OutboxRow.state == OutboxState.SENT.value, OutboxRow.sent_at >= since)
+    )
+    return count or 0
+
+
+def events_since(session: Session, kind: EventKind, since: datetime) -> int:
+    count = session.scalar(select(func.count()).select_from(Event).where(Event.kind == kind.value, Event.at >= since))
+    return count or 0
+
+
+def _rate_check(
+    check_id: str, rate_name: str, what: str, events: int, sent: int, limits: tuple[float, float], fix: str
+) -> Check:
+    if not sent:
+        if events:
+            return warn(check_id, f"{events} {what} in the last 30 days, but no messages sent then.", fix)
+        return ok(check_id, f"No messages sent in the last 30 days; no {rate_name} to measure yet.")
+    rate = events / sent
+    message = f"{events} {what} for {sent} messages sent in the last 30 days: {rate:.2%}"
+    warn_at, fail_at = limits
+    if rate >= fail_at:
+        return fail(check_id, f"{message}, at or over {fail_at:.1%}.", fix)
+    if rate >= warn_at:
+        return warn(check_id, f"{message}, over {warn_at:.1%} (the limit is {fail_at:.1%}).", fix)
+    return ok(check_id, f"{message} (keep it under {warn_at:.1%}).")
+
+
+def complaint_rate(session: Session, since: datetime) -> Iterable[Check]:
+    yield _rate_check(
+        "list.complaint_rate",
+        "complaint rate",
+        "complaints",
+        events_since(session, EventKind.COMPLAINED, since),
+        sent_since(session, since),
+        (COMPLAINT_WARN, COMPLAINT_FAIL),
+        "Send only to people who confirmed recently, say in the first lines who is writing and why they get it, "
+        "and keep the unsubscribe link easy to find; Gmail and Yahoo junk or refuse mail above 0.3%.",
+    )
+
+
+def hard_bounce_rate(session: Session, since: datetime) -> Iterable[Check]:
+    yield _rate_check(
+        "list.bounce_rate",
+        "hard-bounce rate",
+        "hard bounces",
+        events_since(session, EventKind.BOUNCED, since),
+        sent_since(session, since),
+        (BOUNCE_WARN, BOUNCE_FAIL),
+        "Import only addresses that confirmed (double opt-in), and remove old lists; bounced addresses are "
+        "already suppressed.",
+    )
+
+
+# The list checks, in order. The bounce handling (newsletter.feedback) adds its check of "blocked"
+# refusals here (policy, spam or authentication rejections by receivers), as list.blocked.
+LIST_CHECKS: list[ListCheck] = [complaint_rate, hard_bounce_rate]
+
+
+def list_health_checks(open_store: Callable[[], Store], now: datetime | None = None) -> list[Check]:
+    since = (now or utcnow()) - WINDOW
+    try:
+        store = open_store()
+        with store.session(commit=False) as session:
+            return [check for list_check in LIST_CHECKS for check in list_check(session, since)]
+    except (NewsletterError, SQLAlchemyError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        return [
+            fail(
+                "list.complaint_rate",
+                f"Not checked: cannot read the store ({reason}).",
+                "Check database_url (newsletter config show) and run `newsletter init`.",
+            )
+        ]
