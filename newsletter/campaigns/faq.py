@@ -276,9 +276,10 @@ def changes(entries: Iterable[FaqEntry], heard: Mapping[str, Heard]) -> list[Cha
     return found
 
 
-def heard_in(library: Faq) -> dict[str, Heard]:
-    """Another version of the FAQ (say, the base branch of a pull request) as the thing to compare with."""
-    return {entry.id: Heard(entry.id, entry.question, entry.hash, entry.answer) for entry in library.entries}
+def compare(current: Faq, older: Faq) -> ChangeReport:
+    """What changed from another version of the FAQ (say, a pull request's base branch) to ``current``."""
+    heard = {entry.id: Heard(entry.id, entry.question, entry.hash, entry.answer) for entry in older.entries}
+    return ChangeReport(changes(current.entries, heard), f"the FAQ in {older.folder}")
 
 
 def carried(blocks: Sequence[Block]) -> list[Heard]:
@@ -320,8 +321,9 @@ def answer_html(entry: FaqEntry) -> Markup:
 
 def stamp_updated(entry: FaqEntry, when: date) -> None:
     """Set ``updated: WHEN`` in the entry's file, leaving every other byte as staff wrote it."""
-    text = entry.path.read_text(encoding="utf-8", newline="")
-    front = re.match(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)^---[ \t]*$", text, flags=re.S | re.M)
+    with entry.path.open(encoding="utf-8", newline="") as stream:  # keep the file's own line ends
+        text = stream.read()
+    front = re.match(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)^---[ \t]*\r?$", text, flags=re.S | re.M)
     if front is None:
         raise FaqError("cannot find the front matter to set 'updated' in", path=entry.path)
     line = f"updated: {when.isoformat()}"

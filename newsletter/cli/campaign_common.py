@@ -23,10 +23,10 @@ def print_issues(report: LintReport, limit: int = 50) -> None:
     show("warning", report.warnings)
 
 
-def prepare_or_explain(app: App, ref: str, *, for_send: bool) -> Prepared:
+def prepare_or_explain(app: App, ref: str, *, for_send: bool, draft: bool = False) -> Prepared:
     """Prepare a campaign; on lint errors, print them before the one-line error."""
     try:
-        return prepare(ref, app.settings, for_send=for_send)
+        return prepare(ref, app.settings, for_send=for_send, draft=draft)
     except LintFailed as exc:
         print_issues(exc.report)
         raise

@@ -81,14 +81,17 @@ class Prepared:
         return OutgoingMessage(self.settings.from_address, address, data, message_id)
 
 
-def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True) -> Prepared:
+def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True, draft: bool = False) -> Prepared:
     """Load a campaign, render it once and lint the rendering.
 
     Lint errors, or an unsigned vignette when sending, raise :class:`LintFailed` with the report.
+    ``draft`` (only when not sending) lets placeholder text through as a warning, for previews.
     """
+    if draft and for_send:
+        raise ValueError("a draft can be built, never sent")
     campaign = load_campaign(ref, settings)
     rendered = render_or_error(campaign, settings)
-    report = lint_campaign(campaign, settings, rendered=rendered)
+    report = lint_campaign(campaign, settings, rendered=rendered, draft=draft)
     if report.errors or isinstance(rendered, NewsletterError):
         raise LintFailed(
             f"{campaign.slug}: {len(report.errors)} lint error(s); run `newsletter campaign lint {campaign.slug}`",
