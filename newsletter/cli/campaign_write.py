@@ -66,7 +66,7 @@ def new(
     if as_json:
         print_json({"campaign": slug, "path": str(draft.path), "faq": entries})
     else:
-        click.echo(f"Drafted {draft.path} from {len(entries)} FAQ entr{'y' if len(entries) == 1 else 'ies'}: ")
+        click.echo(f"Drafted {draft.path} from {len(entries)} FAQ entr{'y' if len(entries) == 1 else 'ies'}:")
         click.echo(f"  {', '.join(entries)} (their 'updated' date is now today's).")
         click.echo(f"Next: write the introduction, then `newsletter campaign lint {slug}`.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -57,7 +58,7 @@ def faq_group() -> None:
 @json_option
 @click.pass_obj
 def changes(app: App, since: str | None, against: Path | None, as_json: bool) -> None:
-    """List entries that are new or changed since last sent.
+    """List entries new or changed since last sent.
 
     An entry is new if no sent campaign carried it, and changed if its answer differs (in its words;
     whitespace does not count) from the version the latest campaign carrying it sent. Each comes with
@@ -76,7 +77,9 @@ def changes(app: App, since: str | None, against: Path | None, as_json: bool) ->
     )
     for change in report.changes:
         click.echo(f"\n{change.kind:<8} {change.id}: {change.question}")
-        click.echo(f"  {change.diff}")
+        # A new entry's diff is its whole answer: its start is enough here (--json has all of it).
+        diff = textwrap.shorten(change.diff, 320, placeholder=" …+}") if change.kind == faq.NEW else change.diff
+        click.echo(textwrap.fill(diff, 100, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False))
     click.echo(f"\nDraft a campaign from them: newsletter campaign new SLUG --from-faq{_options(since, against)}")
 
 
