@@ -143,7 +143,9 @@ def test_a_pull_request_changing_the_faq_gets_its_changes_and_a_drafted_preview(
         ("does-insurance-cover-therapy", "changed"),
         ("how-many-sessions", "new"),
     ]
-    assert "{+Some plans cover the therapy sessions.+}" in (repo / "previews" / "faq" / "faq-changes.txt").read_text(encoding="utf-8")
+    assert "{+Some plans cover the therapy sessions.+}" in (repo / "previews" / "faq" / "faq-changes.txt").read_text(
+        encoding="utf-8"
+    )
     draft = (repo / "previews" / "faq" / "faq-update-preview.md").read_text(encoding="utf-8")
     assert "::: faq ref=does-insurance-cover-therapy" in draft and "::: faq ref=how-many-sessions" in draft
     html = (repo / "previews" / "faq" / "faq-update-preview.html").read_text(encoding="utf-8")

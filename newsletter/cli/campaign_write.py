@@ -154,7 +154,7 @@ def preview(app: App, ref: str, host: str, port: int) -> None:
     """Preview at desktop and mobile widths, live.
 
     Serves the campaign on localhost side by side at 800 and 375 px and reloads when the campaign
-    file or a template is saved.
+    file, a template or an FAQ entry is saved.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
     """
@@ -171,7 +171,8 @@ def preview(app: App, ref: str, host: str, port: int) -> None:
 
     def watched() -> list[Path]:
         templates = sorted(settings.templates_path.rglob("*.j2")) if settings.templates_path.is_dir() else []
-        return [p for p in [path, *templates] if p is not None]
+        answers = sorted(settings.faq_path.glob("*.md")) if settings.faq_path.is_dir() else []  # ::: faq ref=ID
+        return [p for p in [path, *templates, *answers] if p is not None]
 
     server = make_server(PreviewState(render, watched), first.subject, host, port)
     click.echo(f"Previewing {first.slug} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
