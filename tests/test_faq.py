@@ -173,7 +173,7 @@ def test_a_broken_entry_names_its_file_and_problem(tmp_path: Path, text: str, me
 def test_two_entries_with_one_id_are_refused(tmp_path: Path) -> None:
     write_entry(tmp_path, "same", "First?", "One.", name="a")
     write_entry(tmp_path, "same", "Second?", "Two.", name="b")
-    with pytest.raises(FaqError, match="also the id of a.md"):
+    with pytest.raises(FaqError, match=r"also the id of a\.md"):
         faq.load_faq(tmp_path / "faq")
 
 

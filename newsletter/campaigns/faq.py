@@ -65,7 +65,6 @@ class FaqEntry:
     answer: str  # the Markdown of the answer, newlines normalised, outer blank lines removed
     path: Path
     answer_line: int  # file line where the answer starts
-    source: str = dataclasses.field(repr=False, compare=False)  # the whole file
     tokens: tuple[Token, ...] = dataclasses.field(repr=False, compare=False, default=())
 
     @property
@@ -94,11 +93,12 @@ class Faq:
 
     def matching(self, question: str) -> FaqEntry | None:
         """The entry asking ``question``, ignoring case, spacing, punctuation and curly quotes."""
-        wanted = _question_key(question)
-        return next((entry for entry in self.entries if _question_key(entry.question) == wanted), None)
+        wanted = question_key(question)
+        return next((entry for entry in self.entries if question_key(entry.question) == wanted), None)
 
 
-def _question_key(question: str) -> str:
+def question_key(question: str) -> str:
+    """A question as compared with others: case, spacing, punctuation and curly quotes do not count."""
     return " ".join(re.sub(r"[\W_]+", " ", question.replace("’", "'").casefold()).split())
 
 
@@ -170,7 +170,6 @@ def parse_entry(text: str, path: Path) -> FaqEntry:
         answer=answer,
         path=path,
         answer_line=answer_line,
-        source=text,
         tokens=tuple(token for block in blocks for token in block.tokens),
     )
 

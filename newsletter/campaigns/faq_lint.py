@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from newsletter.campaigns.blocks import markdown_parser
 from newsletter.campaigns.content import parse_campaign, with_faq_answers
 from newsletter.campaigns.deid import find_identifiers
-from newsletter.campaigns.faq import Faq, FaqEntry, FaqError, faq_files, load_entry
+from newsletter.campaigns.faq import Faq, FaqEntry, FaqError, faq_files, load_entry, question_key
 from newsletter.campaigns.lint import HTML_MAX_BYTES, html_links, link_and_image_issues
 from newsletter.campaigns.render import render_campaign
 from newsletter.errors import NewsletterError
@@ -80,7 +80,7 @@ def _ids_and_questions(entries: list[FaqEntry], report: FaqLintReport) -> None:
             report.errors.append(
                 FaqIssue(entry.path.name, "faq.id", f"the id {entry.id!r} is also the id of {first.path.name}")
             )
-        key = entry.question.casefold()
+        key = question_key(entry.question)
         twin = by_question.setdefault(key, entry)
         if twin is not entry:
             report.warnings.append(
