@@ -59,22 +59,29 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter init
 	@echo "== 2. import the sample signup export (example.org addresses only)"
 	$(BIN)/newsletter subscribers import samples/signup-export.csv --confirmed --tag faq-updates --tag client-stories
-	@echo "== 3. lint and build the seed campaigns into build/"
+	@echo "== 3. lint the FAQ and the seed campaigns, and build the campaigns into build/"
+	$(BIN)/newsletter faq lint
 	$(BIN)/newsletter campaign lint faq-addiction
 	$(BIN)/newsletter campaign lint --strict client-stories
 	$(BIN)/newsletter campaign build faq-addiction -o build
 	$(BIN)/newsletter campaign build client-stories -o build
-	@echo "== 4. send the stories campaign through the file transport into outbox/ (a rerun sends nothing twice)"
+	@echo "== 4. send the seed campaigns through the file transport into outbox/ (a rerun sends nothing twice)"
+	@echo "$(BIN)/newsletter campaign send faq-addiction --transport file:outbox/ --yes"
 	@echo "$(BIN)/newsletter campaign send client-stories --transport file:outbox/ --yes"
 	@# Links are signed with the developer's NEWSLETTER_SECRET_KEY if set, else with a throwaway key;
 	@# either way it is never printed.
-	@NEWSLETTER_SECRET_KEY="$${NEWSLETTER_SECRET_KEY:-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
+	@export NEWSLETTER_SECRET_KEY="$${NEWSLETTER_SECRET_KEY:-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')}"; \
+	  $(BIN)/newsletter campaign send faq-addiction --transport file:outbox/ --yes && \
 	  $(BIN)/newsletter campaign send client-stories --transport file:outbox/ --yes
-	@echo "== 5. summary"
+	@echo "== 5. the FAQ answers subscribers have not heard yet (faq-addiction carried two of the seven)"
+	$(BIN)/newsletter faq changes
+	@echo "== 6. summary"
 	$(BIN)/newsletter subscribers stats
+	$(BIN)/newsletter campaign status faq-addiction
 	$(BIN)/newsletter campaign status client-stories
-	@echo "Open the built email: $(CURDIR)/build/client-stories.html"
-	@echo "The sent messages (one .eml per subscriber): $(CURDIR)/outbox/"
+	@echo "Open the built emails: $(CURDIR)/build/faq-addiction.html and $(CURDIR)/build/client-stories.html"
+	@echo "The sent messages (one .eml per subscriber and campaign): $(CURDIR)/outbox/"
+	@echo "Draft the next FAQ update from what is listed above: $(BIN)/newsletter campaign new SLUG --from-faq"
 
 test: apt-deps $(VENV)/.installed-dev check
 	$(BIN)/python -m pytest

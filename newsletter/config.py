@@ -57,6 +57,12 @@ class Settings:
     transport: str = _setting("file:outbox/", "Transport URL: smtp://, smtps://, file:, console:, memory:")
     campaigns_dir: str = _setting("campaigns", "Folder of campaign Markdown files")
     templates_dir: str = _setting("templates", "Folder of the clinic's email templates")
+    faq_dir: str = _setting("faq", "Folder of the FAQ: one Markdown file per question")
+    faq_url: str = _setting(
+        "",
+        "Where each FAQ block links for the full answer: a URL with {id} for the entry's id, or a page URL "
+        "that gets #ID (empty: this product's own page, public_base_url/faq#ID)",
+    )
     consent_version: str = _setting("2026-11", "Version of the consent wording shown on the signup form")
     rate: float = _setting(0.0, "Messages per second across all connections (0: unlimited)")
     connections: int = _setting(1, "SMTP connections used in parallel")
@@ -96,6 +102,10 @@ class Settings:
     @property
     def templates_path(self) -> Path:
         return self.resolve_path(self.templates_dir)
+
+    @property
+    def faq_path(self) -> Path:
+        return self.resolve_path(self.faq_dir)
 
     @property
     def resolved_database_url(self) -> str:

@@ -24,4 +24,6 @@ def test_the_api_example_imports_builds_sends_and_reports(tmp_path: Path) -> Non
     assert re.search(r"built faq-addiction: \d{4,} bytes of HTML", out)
     assert re.search(r"first message to \S+@example\.org", out)
     assert "'confirmed': " + str(imported) in out
+    unheard = re.search(r"FAQ entries new or changed since faq-addiction \(sent [\d-]+\): \[(.*)\]", out)
+    assert unheard and "'what-is-ketamine'" in unheard[1] and "'can-i-get-addicted'" not in unheard[1]
     assert not list(tmp_path.iterdir())  # it worked in a folder of its own

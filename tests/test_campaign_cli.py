@@ -25,7 +25,7 @@ def send(newsletter: Newsletter, *args: str):  # type: ignore[no-untyped-def]
     return newsletter("campaign", "send", *args, "--transport", "memory:", "--yes", "--json", env=SECRET_ENV)
 
 
-def test_new_scaffolds_a_campaign_that_lints(newsletter: Newsletter, project: Path) -> None:
+def test_new_scaffolds_a_campaign(newsletter: Newsletter, project: Path) -> None:
     result = newsletter("campaign", "new", "winter-update", "--faq", "Does insurance cover therapy?", "--vignette")
     assert result.exit_code == 0, result.output
     text = (project / "campaigns" / "winter-update.md").read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ from newsletter.campaigns.content import (
     CampaignNotFound,
     load_campaign,
     parse_campaign,
-    scaffold_campaign,
 )
+from newsletter.campaigns.scaffold import scaffold_campaign
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError, NotFound
 

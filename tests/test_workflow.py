@@ -7,6 +7,8 @@ check-jsonschema ships, plus the promises below.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.faq import write_entry
+
 WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "newsletter.yml"
+REPO = WORKFLOW.parents[2]
 
 
 def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +47,7 @@ def test_the_schema_check_can_fail(tmp_path: Path) -> None:
 def test_triggers_concurrency_and_secrets() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads "on" as True
-    assert triggers["pull_request"]["paths"] == ["campaigns/**", "templates/**"]
+    assert triggers["pull_request"]["paths"] == ["campaigns/**", "templates/**", "faq/**"]
     assert triggers["schedule"] and "workflow_dispatch" in triggers
     assert workflow["concurrency"]["group"] and workflow["concurrency"]["cancel-in-progress"] is False
     send = workflow["jobs"]["send-due"]
@@ -84,3 +89,65 @@ def test_dependabot_watches_pip_and_actions() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(config.read_text(encoding="utf-8"))["updates"]}
     assert ecosystems == {"pip", "github-actions"}
+
+
+def faq_step() -> dict:  # type: ignore[type-arg]
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    previews = workflow["jobs"]["previews"]["steps"]
+    step = next(s for s in previews if "faq changes" in s.get("run", ""))
+    upload = next(i for i, s in enumerate(previews) if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert previews.index(step) < upload and previews[upload]["with"]["path"] == "previews/"
+    return step  # type: ignore[no-any-return]
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def run_step(step: dict, repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:  # type: ignore[type-arg]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        BASE_REF="main", RUNNER_TEMP=str(tmp_path / "runner"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}"
+    )
+    (tmp_path / "runner").mkdir(exist_ok=True)
+    return subprocess.run(["bash", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def test_a_pull_request_changing_the_faq_gets_its_changes_and_a_drafted_preview(tmp_path: Path) -> None:
+    """The workflow's own FAQ step, run in a clone-like repository: base branch, then a pull request."""
+    step = faq_step()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("newsletter.toml", "campaigns", "templates", "faq"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / name)
+    git(repo, "init", "-q", "-b", "pr")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-qm", "base")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+
+    unchanged = run_step(step, repo, tmp_path)
+    assert unchanged.returncode == 0 and "The FAQ is unchanged." in unchanged.stdout
+    assert not (repo / "previews").exists()
+
+    cover = repo / "faq" / "07-does-insurance-cover-therapy.md"
+    cover.write_text(cover.read_text(encoding="utf-8") + "Some plans cover the therapy sessions.\n")
+    write_entry(repo, "how-many-sessions", "How many sessions will I need?", "Most clients begin with three.")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-qm", "FAQ edits")
+
+    result = run_step(step, repo, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((repo / "previews" / "faq" / "faq-changes.json").read_text(encoding="utf-8"))
+    assert [(c["id"], c["kind"]) for c in report["changes"]] == [
+        ("does-insurance-cover-therapy", "changed"),
+        ("how-many-sessions", "new"),
+    ]
+    assert "{+Some plans cover the therapy sessions.+}" in (repo / "previews" / "faq" / "faq-changes.txt").read_text(
+        encoding="utf-8"
+    )
+    draft = (repo / "previews" / "faq" / "faq-update-preview.md").read_text(encoding="utf-8")
+    assert "::: faq ref=does-insurance-cover-therapy" in draft and "::: faq ref=how-many-sessions" in draft
+    html = (repo / "previews" / "faq" / "faq-update-preview.html").read_text(encoding="utf-8")
+    assert "Some plans cover the therapy sessions." in html and "Most clients begin with three." in html
+    assert (repo / "previews" / "faq" / "faq-update-preview.txt").is_file()

@@ -12,8 +12,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from newsletter.campaigns import faq
 from newsletter.campaigns import service as campaigns
 from newsletter.config import load_settings
+from newsletter.delivery import faq_history
 from newsletter.delivery import service as delivery
 from newsletter.delivery.prepare import prepare
 from newsletter.delivery.transports import transport_factory
@@ -30,7 +32,7 @@ def main() -> None:
     os.environ.setdefault("NEWSLETTER_SECRET_KEY", secrets.token_urlsafe(32))
     with tempfile.TemporaryDirectory() as folder:
         project = Path(folder)
-        for name in ("newsletter.toml", "campaigns", "templates"):
+        for name in ("newsletter.toml", "campaigns", "templates", "faq"):
             source = REPO / name
             copy = shutil.copytree if source.is_dir() else shutil.copy
             copy(source, project / name)
@@ -67,6 +69,11 @@ def main() -> None:
             print(f"first message to {first.recipient}, {len(first.data)} bytes")
             with store.session() as session:
                 print(f"subscribers by status: {queries.stats(session)['by_status']}")
+
+            # 5. Which FAQ answers subscribers have not heard yet (the campaign carried two by reference).
+            with store.session(commit=False) as session:
+                report = faq_history.changes_since(session, faq.load_faq(settings.faq_path))
+            print(f"FAQ entries new or changed since {report.since}: {[c.id for c in report.changes]}")
         finally:
             store.dispose()
 

@@ -6,6 +6,9 @@
     The answer, in Markdown.
     :::
 
+    ::: faq ref=can-i-get-addicted
+    :::
+
 Free Markdown between typed blocks becomes a block of kind ``prose``, so the body is one sequence of
 blocks in file order. The tokens stay on each :class:`Block`, so rendering never parses again.
 """
@@ -27,6 +30,9 @@ PROSE = "prose"
 _CONTAINER = "block"
 _OPEN, _CLOSE = f"container_{_CONTAINER}_open", f"container_{_CONTAINER}_close"
 _MARKER_ONLY_RE = re.compile(r"^\s*:{3,}\s*$")
+# The id of an FAQ entry: the slug of its file in faq/ (see newsletter.campaigns.faq).
+FAQ_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_REF_PREFIX = "ref="
 
 
 class BodyError(Exception):
@@ -53,6 +59,9 @@ class Block:
     source_line: int
     end_line: int  # last line of the block (the closing ``:::`` of a typed block)
     tokens: tuple[Token, ...] = dataclasses.field(repr=False, compare=False)
+    # ``::: faq ref=ID``: the FAQ entry the block carries. Parsed empty; the loader fills in the entry's
+    # question (``argument``), answer (``source``) and tokens.
+    ref: str = ""
 
     @property
     def question(self) -> str:
@@ -124,11 +133,14 @@ class _BodyParser:
             self.check_stray_marker(token)
         if kind == "faq" and not argument:
             raise BodyError(
-                "a faq block needs its question after the kind: '::: faq Can I get addicted to ketamine?'",
+                "a faq block needs its question after the kind: '::: faq Can I get addicted to ketamine?', "
+                "or an FAQ entry's id: '::: faq ref=can-i-get-addicted'",
                 where,
             )
         if kind == "vignette" and argument:
             raise BodyError(f"a vignette block takes nothing after its kind, got {argument!r}", where)
+        if kind == "faq" and argument.startswith(_REF_PREFIX):
+            return self.ref_block(argument.removeprefix(_REF_PREFIX).strip(), inner, where, closing)
         if not inner:
             raise BodyError(f"the {kind} block is empty", where)
 
@@ -140,6 +152,28 @@ class _BodyParser:
             source_line=self.file_line(first + 1),
             end_line=self.file_line(closing),
             tokens=tuple(inner),
+        )
+
+    def ref_block(self, ref: str, inner: Sequence[Token], where: int, closing: int) -> Block:
+        if not FAQ_ID_RE.fullmatch(ref):
+            raise BodyError(
+                f"'ref=' takes the id of an FAQ entry (lowercase letters, digits and hyphens), got {ref!r}", where
+            )
+        if inner:
+            raise BodyError(
+                f"a faq block with ref={ref} takes its question and answer from the FAQ: leave its body empty, "
+                "or write '::: faq QUESTION' to give your own answer",
+                where,
+            )
+        return Block(
+            kind="faq",
+            argument="",
+            source="",
+            line=where,
+            source_line=where + 1,
+            end_line=self.file_line(closing),
+            tokens=(),
+            ref=ref,
         )
 
     def prose_block(self, tokens: Sequence[Token]) -> Block:

@@ -13,9 +13,15 @@ A campaign file looks like this::
     The answer, in Markdown.
     :::
 
+    ::: faq ref=can-ketamine-cure-me
+    :::
+
     ::: vignette
     An anonymised client story.
     :::
+
+A ``::: faq ref=ID`` block has an empty body: its question and answer come from the FAQ entry ID in
+``faq/`` (see :mod:`newsletter.campaigns.faq`), so the email carries the FAQ's current wording.
 
 The body is parsed once by markdown-it (see :mod:`newsletter.campaigns.blocks`). Line numbers are lines of the
 *file* (front matter counted), because lint and the de-identification gate point authors at
@@ -27,16 +33,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from frontmatter.default_handlers import YAMLHandler
-
+from newsletter.campaigns import faq
 from newsletter.campaigns.blocks import BLOCK_KINDS, PROSE, Block, BodyError, markdown_parser, parse_body
-from newsletter.errors import InputError, NotFound
+from newsletter.campaigns.markdown_file import FileError, normalise, read_text, split_front_matter, yaml_type
+from newsletter.errors import NotFound
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -48,32 +53,35 @@ __all__ = [
     "Campaign",
     "CampaignError",
     "CampaignNotFound",
+    "UnknownFaqRef",
     "load_campaign",
     "markdown_parser",
     "parse_campaign",
     "resolve_campaign_path",
-    "scaffold_campaign",
+    "with_faq_answers",
 ]
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 KNOWN_KEYS = ("subject", "preheader", "template", "audience", "send_at", "deid")
+SUBJECT_MAX = 78  # characters; longer subjects are cut off in most inboxes
 
 
-class CampaignError(InputError):
+class CampaignError(FileError):
     """A campaign file that cannot be used; the message names the file and, where known, the line."""
 
-    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None):
-        self.path = path
-        self.line = line
-        self.reason = message
-        where = "" if path is None else f"{path}:{line}: " if line else f"{path}: "
-        super().__init__(where + message)
+    check = "campaign"  # how lint names the problem when the file does not even load
 
 
 class CampaignNotFound(CampaignError, NotFound):
     """No campaign file by that slug or path."""
+
+
+class UnknownFaqRef(CampaignError):
+    """A ``::: faq ref=ID`` block whose ID is no entry of the FAQ."""
+
+    check = "faq.ref"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,24 +133,45 @@ def resolve_campaign_path(ref: str | Path, campaigns_path: Path) -> Path:
 
 
 def load_campaign(ref: str | Path, settings: Settings) -> Campaign:
-    """Load ``campaigns/<slug>.md`` (by slug under ``settings.campaigns_path``) or a campaign file by path."""
+    """Load ``campaigns/<slug>.md`` (by slug under ``settings.campaigns_path``) or a campaign file by path,
+    with its ``::: faq ref=ID`` blocks filled in from the FAQ (``settings.faq_path``)."""
     path = resolve_campaign_path(ref, settings.campaigns_path)
+    campaign = parse_campaign(read_text(path, CampaignError), slug=path.stem, path=path)
+    if not any(block.ref for block in campaign.blocks):
+        return campaign
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CampaignError(f"cannot read: {exc.strerror}", path=path) from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CampaignError(
-            f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8", path=path, line=line
-        ) from None
-    return parse_campaign(text, slug=path.stem, path=path)
+        library = faq.load_faq(settings.faq_path)
+    except faq.FaqError as exc:
+        raise CampaignError(exc.reason, path=exc.path, line=exc.line) from None
+    return with_faq_answers(campaign, library)
+
+
+def with_faq_answers(campaign: Campaign, library: faq.Faq) -> Campaign:
+    """The campaign with each ``::: faq ref=ID`` block holding the question and answer of FAQ entry ID,
+    so that everything after loading (render, lint, the outbox) sees the FAQ's current wording."""
+    blocks = []
+    for block in campaign.blocks:
+        if block.ref:
+            entry = library.get(block.ref)
+            if entry is None:
+                close = difflib.get_close_matches(block.ref, library.ids, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UnknownFaqRef(
+                    f"no FAQ entry has the id {block.ref!r}{hint}; the ids are in the 'id:' lines of "
+                    f"{library.folder}/*.md",
+                    path=campaign.path or f"{campaign.slug}.md",
+                    line=block.line,
+                )
+            block = dataclasses.replace(block, argument=entry.question, source=entry.answer, tokens=entry.tokens)
+        blocks.append(block)
+    return dataclasses.replace(campaign, blocks=tuple(blocks))
 
 
 def parse_campaign(text: str, *, slug: str, path: Path | None = None) -> Campaign:
-    """Parse the text of a campaign file. ``path`` only labels error messages."""
+    """Parse the text of a campaign file. ``path`` only labels error messages.
+
+    ``::: faq ref=ID`` blocks stay empty here; :func:`load_campaign` fills them in from the FAQ.
+    """
     label: Path | str = path if path is not None else f"{slug}.md"
     if not SLUG_RE.fullmatch(slug):
         raise CampaignError(
@@ -150,8 +179,8 @@ def parse_campaign(text: str, *, slug: str, path: Path | None = None) -> Campaig
             "and hyphens (it becomes part of the archive URL)",
             path=label,
         )
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    meta, body, body_offset = _split_front_matter(text, label)
+    text = normalise(text)
+    meta, body, body_offset = split_front_matter(text, label, CampaignError, example="subject: ...")
     fields = _check_front_matter(meta, label)
     try:
         blocks = parse_body(body, body_offset)
@@ -168,42 +197,6 @@ def parse_campaign(text: str, *, slug: str, path: Path | None = None) -> Campaig
         body_line=body_offset + 1,
         **fields,
     )
-
-
-def _split_front_matter(text: str, label: Path | str) -> tuple[dict[str, Any], str, int]:
-    """Front matter as a dict, the body, and how many file lines come before the body."""
-    handler = YAMLHandler()
-    if not handler.detect(text):
-        raise CampaignError(
-            "no front matter: start the file with a '---' line, 'subject: ...', and another '---' line",
-            path=label,
-            line=1,
-        )
-    try:
-        raw, body = handler.split(text)
-    except ValueError:
-        raise CampaignError(
-            "the front matter opened here is never closed by a '---' line", path=label, line=1
-        ) from None
-    try:
-        meta = handler.load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        opening = handler.FM_BOUNDARY.match(text)
-        yaml_offset = text.count("\n", 0, opening.end()) if opening else 0
-        line = yaml_offset + mark.line + 1 if mark is not None else None
-        raise CampaignError(f"front matter is not valid YAML: {problem}", path=label, line=line) from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise CampaignError(f"front matter must be 'key: value' lines, not a {_yaml_type(meta)}", path=label, line=2)
-    offset = text.count("\n", 0, len(text) - len(body))
-    # python-frontmatter's boundary pattern swallows the rest of the closing '---' line and any blank
-    # lines after it except the last newline, so the body starts with that newline.
-    if body.startswith("\n"):
-        body, offset = body[1:], offset + 1
-    return meta, body, offset
 
 
 def _check_front_matter(meta: Mapping[Any, Any], label: Path | str) -> dict[str, Any]:
@@ -246,7 +239,7 @@ def _check_front_matter(meta: Mapping[Any, Any], label: Path | str) -> dict[str,
 
 def _one_line_text(key: str, value: Any, label: Path | str) -> str:
     if not isinstance(value, str):
-        raise CampaignError(f"{key!r} must be text, got {_yaml_type(value)} {value!r}; put it in quotes", path=label)
+        raise CampaignError(f"{key!r} must be text, got {yaml_type(value)} {value!r}; put it in quotes", path=label)
     value = value.strip()
     # Subject and preheader end up in a mail header and a hidden preview line: one line only.
     if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):
@@ -273,44 +266,3 @@ def _send_at(value: Any, label: Path | str) -> datetime | None:
             path=label,
         )
     return value
-
-
-def _yaml_type(value: Any) -> str:
-    return {bool: "true/false", int: "number", float: "number", list: "list", dict: "mapping"}.get(
-        type(value), type(value).__name__
-    )
-
-
-# --- scaffolding ---------------------------------------------------------------------------------
-
-
-def scaffold_campaign(slug: str, *, faqs: Sequence[str] = (), vignette: bool = False) -> str:
-    """The text of a new campaign file: front matter, an intro, and the requested blocks."""
-    if not SLUG_RE.fullmatch(slug):
-        raise CampaignError(
-            f"{slug!r} is not a valid campaign slug: use 1-64 lowercase letters, digits and hyphens, "
-            "starting with a letter or digit"
-        )
-    questions = [q.strip() for q in faqs]
-    for question in questions:
-        if not question or "\n" in question or "\r" in question:
-            raise CampaignError(f"a faq question must be one non-empty line, got {question!r}")
-
-    front = yaml.safe_dump(
-        {"subject": slug.replace("-", " ").capitalize(), "preheader": "", "audience": []},
-        sort_keys=False,
-        allow_unicode=True,
-        width=1000,
-    )
-    parts = [
-        "---\n" + front + "# send_at: 2026-01-05T09:00:00-05:00\n---\n",
-        "A short introduction to this update.\n",
-    ]
-    for question in questions:
-        parts.append(f"::: faq {question}\nThe answer, in Markdown.\n:::\n")
-    if vignette:
-        parts.append(
-            "::: vignette\nAn anonymised client story: no names, places, dates, ages or other details "
-            "that could identify anyone.\n:::\n"
-        )
-    return "\n".join(parts)

@@ -20,16 +20,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.campaigns import spamassassin, vignette
-from newsletter.campaigns.content import CampaignError, CampaignNotFound, load_campaign
+from newsletter.campaigns import faq, spamassassin, vignette
+from newsletter.campaigns.content import SUBJECT_MAX, CampaignError, CampaignNotFound, load_campaign
 from newsletter.campaigns.render import RenderedCampaign, render_campaign
+from newsletter.campaigns.scaffold import PLACEHOLDERS
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.campaigns.content import Campaign
     from newsletter.config import Settings
 
-SUBJECT_MAX = 78
 HTML_MAX_BYTES = 90 * 1024  # Gmail clips messages at about 102 KB
 # Every element mjml-python knows; it passes unknown mj- tags through silently.
 MJML_ELEMENTS = frozenset(
@@ -141,20 +141,8 @@ def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, re
                 f"the HTML is {size // 1024} KB; Gmail clips emails over about 102 KB (limit {HTML_MAX_BYTES // 1024} KB)",
             )
         )
-    links = _Links()
-    links.feed(html)
-    for image in links.images:
-        if image.get("alt") is None or (not (image.get("alt") or "").strip() and image.get("role") != "presentation"):
-            report.errors.append(
-                Issue(
-                    "html.img-alt",
-                    f"image {image.get('src')!r} has no alt text",
-                    _line_of(campaign, str(image.get("src"))),
-                )
-            )
-    for href in links.hrefs:
-        if not href.startswith(("https://", "mailto:")):
-            report.errors.append(Issue("html.link", f"link {href!r} is not https", _line_of(campaign, href)))
+    links = html_links(html)
+    report.errors.extend(link_and_image_issues(links, lambda needle: _line_of(campaign, needle)))
     unsubscribe = rendered.sample_urls["unsubscribe_url"]
     if unsubscribe not in links.hrefs:
         report.errors.append(Issue("footer.unsubscribe", "the HTML has no unsubscribe link"))
@@ -164,6 +152,27 @@ def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, re
     shown = [" ".join(unescape(document).split()) for document in (html, text)]  # wrapping is fine
     if not address or not all(address in document for document in shown):
         report.errors.append(Issue("footer.postal-address", "the email does not show the postal address from settings"))
+
+
+def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None]) -> list[Issue]:
+    """Links that are not https (or mailto), and images without alt text; ``line_of`` finds a text's line."""
+    issues = []
+    for image in links.images:
+        if image.get("alt") is None or (not (image.get("alt") or "").strip() and image.get("role") != "presentation"):
+            issues.append(
+                Issue("html.img-alt", f"image {image.get('src')!r} has no alt text", line_of(str(image.get("src"))))
+            )
+    for href in links.hrefs:
+        if not href.startswith(("https://", "mailto:")):
+            issues.append(Issue("html.link", f"link {href!r} is not https", line_of(href)))
+    return issues
+
+
+def html_links(html: str) -> _Links:
+    """The links and images of an HTML document."""
+    links = _Links()
+    links.feed(html)
+    return links
 
 
 def _deid(campaign: Campaign, report: LintReport) -> None:
@@ -227,7 +236,7 @@ def lint_file(
     except CampaignNotFound:
         raise
     except CampaignError as exc:
-        return LintReport(errors=[Issue("campaign", exc.reason, exc.line)])
+        return LintReport(errors=[Issue(exc.check, exc.reason, exc.line)])
     return lint_campaign(campaign, settings, strict=strict, sample_message=sample_message)
 
 
@@ -246,10 +255,13 @@ def lint_campaign(
     rendered: RenderedCampaign | NewsletterError | None = None,
     strict: bool = False,
     sample_message: SampleMessage | None = None,
+    draft: bool = False,
 ) -> LintReport:
     """Every check on one campaign and its rendering (rendered here unless the caller has one).
 
-    With ``sample_message``, the message it builds is scored by SpamAssassin too.
+    With ``sample_message``, the message it builds is scored by SpamAssassin too. ``draft``: the
+    campaign is only being looked at (a preview), so placeholder text left in it is a warning
+    rather than an error; a send never passes it.
     """
     if rendered is None:
         rendered = render_or_error(campaign, settings)
@@ -264,4 +276,41 @@ def lint_campaign(
         if sample_message is not None:
             _spam_score(rendered, sample_message, report)
     _deid(campaign, report)
+    _faq_inline(campaign, settings, report)
+    _placeholders(campaign, report, draft=draft)
     return report.strict() if strict else report
+
+
+def _faq_inline(campaign: Campaign, settings: Settings, report: LintReport) -> None:
+    """An inline faq block asking a question the FAQ answers drifts from it: propose the reference."""
+    inline = [block for block in campaign.faqs if not block.ref]
+    if not inline:
+        return
+    try:
+        library = faq.load_faq(settings.faq_path)
+    except faq.FaqError:
+        return  # `newsletter faq lint` reports a broken FAQ; this check only makes a suggestion
+    for block in inline:
+        entry = library.matching(block.question)
+        if entry is not None:
+            report.warnings.append(
+                Issue(
+                    "faq.inline",
+                    f"the FAQ answers {entry.question!r} ({entry.path.name}); write '::: faq ref={entry.id}' "
+                    "with an empty body, so the email carries the FAQ's current wording",
+                    block.line,
+                )
+            )
+
+
+def _placeholders(campaign: Campaign, report: LintReport, *, draft: bool) -> None:
+    """Text that a scaffold or a draft put in for staff to replace, still in place."""
+    for text in PLACEHOLDERS:
+        found = re.search(r"\s+".join(map(re.escape, text.split())), campaign.source)
+        if found is not None:
+            issue = Issue(
+                "scaffold.placeholder",
+                f"{text!r} is the scaffold's placeholder: write your own text in its place",
+                campaign.source.count("\n", 0, found.start()) + 1,
+            )
+            (report.warnings if draft else report.errors).append(issue)

@@ -22,7 +22,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
 
-from newsletter.campaigns import plaintext
+from newsletter.campaigns import faq, plaintext
 from newsletter.campaigns.content import Block, Campaign, markdown_parser
 from newsletter.campaigns.templating import TemplateRenderError, make_environment, render_template
 from newsletter.errors import NewsletterError
@@ -82,6 +82,7 @@ class BlockView:
     question: str
     html: Markup
     text: str
+    url: str = ""  # a faq block carrying an FAQ entry: where the full answer is (the faq_url setting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,7 @@ def render_campaign(campaign: Campaign, settings: Settings, *, web: bool = False
     archive_url = f"{base}/archive/{campaign.slug}"
 
     md = markdown_parser()
-    blocks = [_block_view(md, block) for block in campaign.blocks]
+    blocks = [_block_view(md, block, settings) for block in campaign.blocks]
     context: dict[str, Any] = {
         "organisation": settings.organisation,
         "postal_address": settings.postal_address,
@@ -209,7 +210,7 @@ def compile_mjml(source: str) -> str:
         raise TemplateRenderError(f"the MJML made by the templates does not compile: {exc}") from exc
 
 
-def _block_view(md: MarkdownIt, block: Block) -> BlockView:
+def _block_view(md: MarkdownIt, block: Block, settings: Settings) -> BlockView:
     width = plaintext.WIDTH - 2 if block.kind == "vignette" else plaintext.WIDTH
     return BlockView(
         kind=block.kind,
@@ -217,6 +218,7 @@ def _block_view(md: MarkdownIt, block: Block) -> BlockView:
         # html is off in the parser, so raw HTML in content comes out escaped and this is safe markup.
         html=Markup(md.renderer.render(list(block.tokens), md.options, {})),
         text=plaintext.markdown_to_text(block.tokens, width),
+        url=faq.entry_url(settings, block.ref) if block.ref else "",
     )
 
 

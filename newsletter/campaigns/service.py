@@ -1,4 +1,5 @@
-"""What staff do with campaign files, callable from Python: list, scaffold, build to files, sign off.
+"""What staff do with campaign files, callable from Python: list, scaffold (or draft from the FAQ), build
+to files, sign off.
 
 Sending is :mod:`newsletter.delivery.service`; this module knows nothing of subscribers or the outbox.
 """
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from newsletter.campaigns import vignette
-from newsletter.campaigns.content import Campaign, CampaignError, load_campaign, scaffold_campaign
+from newsletter.campaigns import faq, vignette
+from newsletter.campaigns.content import Campaign, CampaignError, load_campaign
 from newsletter.campaigns.render import RenderedCampaign
+from newsletter.campaigns.scaffold import draft_from_faq, scaffold_campaign
 from newsletter.config import Settings
 from newsletter.errors import InputError
 
@@ -43,7 +45,30 @@ def campaign_files(settings: Settings) -> Iterator[CampaignFile]:
 
 def create(settings: Settings, slug: str, *, faqs: Sequence[str] = (), vignette: bool = False) -> Path:
     """Write ``campaigns/SLUG.md`` from the scaffold; an existing file is never overwritten."""
-    text = scaffold_campaign(slug, faqs=list(faqs), vignette=vignette)
+    return _write_new(settings, slug, scaffold_campaign(slug, faqs=list(faqs), vignette=vignette))
+
+
+@dataclass(frozen=True)
+class Draft:
+    path: Path
+    entries: list[faq.FaqEntry]  # the entries it carries, whose ``updated`` is now the draft's date
+
+
+def create_from_faq(settings: Settings, slug: str, report: faq.ChangeReport, *, when: date | None = None) -> Draft:
+    """Write ``campaigns/SLUG.md`` carrying every entry in ``report`` (see ``faq changes``), and set those
+    entries' ``updated`` date: the day their new wording was taken up for subscribers."""
+    if not report.changes:
+        since = f" since {report.since}" if report.since else ""
+        raise InputError(f"no FAQ entry is new or changed{since}: there is nothing to draft")
+    library = faq.load_faq(settings.faq_path)
+    entries = [entry for change in report.changes if (entry := library.get(change.id)) is not None]
+    path = _write_new(settings, slug, draft_from_faq(slug, entries, since=report.since))
+    for entry in entries:
+        faq.stamp_updated(entry, when or date.today())
+    return Draft(path, entries)
+
+
+def _write_new(settings: Settings, slug: str, text: str) -> Path:
     folder = settings.campaigns_path
     path = folder / f"{slug}.md"
     if path.exists():

@@ -53,6 +53,7 @@ class LazyGroup(NewsletterGroup):
         "doctor": "doctor_cmd:doctor",
         "subscribers": "subscribers_cmd:subscribers",
         "campaign": "campaign_cmd:campaign_group",
+        "faq": "faq_cmd:faq_group",
         "send-due": "schedule_cmd:send_due",
         "serve": "web_cmd:serve",
         "web": "web_cmd:web",

@@ -24,10 +24,12 @@ def print_issues(report: LintReport, limit: int = 50) -> None:
     show("note", report.notes)
 
 
-def prepare_or_explain(app: App, ref: str, *, for_send: bool, spam_check: bool = False) -> Prepared:
+def prepare_or_explain(
+    app: App, ref: str, *, for_send: bool, spam_check: bool = False, draft: bool = False
+) -> Prepared:
     """Prepare a campaign; on lint errors, print them before the one-line error."""
     try:
-        return prepare(ref, app.settings, for_send=for_send, spam_check=spam_check)
+        return prepare(ref, app.settings, for_send=for_send, spam_check=spam_check, draft=draft)
     except LintFailed as exc:
         print_issues(exc.report)
         raise

@@ -14,9 +14,11 @@ from newsletter.campaigns import service as campaigns
 from newsletter.campaigns.lint import lint_file
 from newsletter.cli.app import App
 from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain, print_issues
+from newsletter.cli.faq_cmd import AGAINST, SINCE, change_report
 from newsletter.cli.output import json_option, print_json, print_table
 from newsletter.delivery import service as delivery
 from newsletter.delivery.prepare import sample_message
+from newsletter.errors import InputError
 
 
 @click.command("new")
@@ -25,15 +27,50 @@ from newsletter.delivery.prepare import sample_message
     "--faq", "faqs", multiple=True, metavar="QUESTION", help="Add an FAQ block with this question (repeatable)."
 )
 @click.option("--vignette", is_flag=True, help="Add a client-vignette block (it will need a reviewer sign-off).")
+@click.option(
+    "--from-faq",
+    is_flag=True,
+    help="Draft from the FAQ: a '::: faq ref=ID' block for each entry `newsletter faq changes` lists.",
+)
+@SINCE
+@AGAINST
 @json_option
 @click.pass_obj
-def new(app: App, slug: str, faqs: tuple[str, ...], vignette: bool, as_json: bool) -> None:
-    """Create campaigns/SLUG.md from a scaffold."""
-    path = campaigns.create(app.settings, slug, faqs=faqs, vignette=vignette)
+def new(
+    app: App,
+    slug: str,
+    faqs: tuple[str, ...],
+    vignette: bool,
+    from_faq: bool,
+    since: str | None,
+    against: Path | None,
+    as_json: bool,
+) -> None:
+    """Create campaigns/SLUG.md from a scaffold.
+
+    With --from-faq, draft it from the FAQ entries that are new or changed since last sent: the
+    subject is proposed from their questions, the audience from their topics, and their 'updated'
+    date is set to today. Write the introduction before sending: lint refuses the placeholder.
+    """
+    if not from_faq:
+        if since is not None or against is not None:
+            raise InputError("--since and --against go with --from-faq")
+        path = campaigns.create(app.settings, slug, faqs=faqs, vignette=vignette)
+        if as_json:
+            print_json({"campaign": slug, "path": str(path)})
+        else:
+            click.echo(f"Created {path}. Next: edit it, then `newsletter campaign lint {slug}`.")
+        return
+    if faqs or vignette:
+        raise InputError("--from-faq drafts the blocks itself; leave out --faq and --vignette")
+    draft = campaigns.create_from_faq(app.settings, slug, change_report(app, since, against))
+    entries = [entry.id for entry in draft.entries]
     if as_json:
-        print_json({"campaign": slug, "path": str(path)})
+        print_json({"campaign": slug, "path": str(draft.path), "faq": entries})
     else:
-        click.echo(f"Created {path}. Next: edit it, then `newsletter campaign lint {slug}`.")
+        click.echo(f"Drafted {draft.path} from {len(entries)} FAQ entr{'y' if len(entries) == 1 else 'ies'}:")
+        click.echo(f"  {', '.join(entries)} (their 'updated' date is now today's).")
+        click.echo(f"Next: write the introduction, then `newsletter campaign lint {slug}`.")
 
 
 @click.command()
@@ -74,9 +111,14 @@ def lint(app: App, ref: str, strict: bool, as_json: bool) -> None:
     show_default=True,
     help="Folder to write SLUG.html, SLUG.txt and SLUG.mjml into.",
 )
+@click.option(
+    "--draft",
+    is_flag=True,
+    help="Build an unfinished draft for a preview: placeholder text left in it is a warning, not an error.",
+)
 @json_option
 @click.pass_obj
-def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
+def build(app: App, ref: str, folder: Path, draft: bool, as_json: bool) -> None:
     """Write a campaign's HTML, text and MJML.
 
     Lints first, with the spam score (errors stop the build), then renders for a sample recipient
@@ -84,7 +126,7 @@ def build(app: App, ref: str, folder: Path, as_json: bool) -> None:
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
-    prepared = prepare_or_explain(app, ref, for_send=False, spam_check=True)
+    prepared = prepare_or_explain(app, ref, for_send=False, spam_check=True, draft=draft)
     built = campaigns.write_files(prepared.rendered, app.settings.resolve_path(folder))
     written = {suffix: str(path) for suffix, path in built.files.items()}
     if as_json:
@@ -120,7 +162,8 @@ def preview(app: App, ref: str, host: str, port: int) -> None:
 
     One page shows the inbox line (From, Subject, preheader), the email at 800 and 375 px side by
     side, the plain-text part, every lint and de-identification finding at its place in the file,
-    and the vignettes' sign-off state. It reloads when the campaign file or a template is saved.
+    and the vignettes' sign-off state. It reloads when the campaign file, a template or an FAQ
+    entry is saved.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
     """
@@ -132,7 +175,8 @@ def preview(app: App, ref: str, host: str, port: int) -> None:
 
     def watched() -> list[Path]:
         templates = sorted(settings.templates_path.rglob("*.j2")) if settings.templates_path.is_dir() else []
-        return [path, *templates]
+        answers = sorted(settings.faq_path.glob("*.md")) if settings.faq_path.is_dir() else []  # ::: faq ref=ID
+        return [path, *templates, *answers]
 
     server = make_server(PreviewState(lambda: build_preview(path, settings), watched), host, port)
     click.echo(f"Previewing {path.stem} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")

@@ -8,6 +8,8 @@ build each message with ``mime`` and ``links``, sign it with ``dkim``, hand it t
 - ``service``: send, status and test sends; what the CLI and the scheduler call.
 - ``schedule``: ``send-due``, every campaign whose time has come.
 - ``headers``: making values safe for mail headers (used by the web's own emails too).
+- ``faq_history``: the FAQ entries each started campaign carried (recorded by ``service.start``), and
+  which entries are new or changed since (``newsletter faq changes``).
 
 May import: ``newsletter.campaigns``, ``newsletter.subscribers``, ``newsletter.store``,
 ``newsletter.config``, ``newsletter.errors``.

@@ -93,17 +93,22 @@ class Prepared:
         return OutgoingMessage(self.settings.from_address, address, data, message_id)
 
 
-def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True, spam_check: bool = False) -> Prepared:
+def prepare(
+    ref: str | Path, settings: Settings, *, for_send: bool = True, spam_check: bool = False, draft: bool = False
+) -> Prepared:
     """Load a campaign, render it once and lint the rendering.
 
     Lint errors, or an unsigned vignette when sending, raise :class:`LintFailed` with the report.
     ``spam_check`` adds SpamAssassin's score of the built message to the lint (``campaign build``
-    asks for it; sending does not, see the README).
+    asks for it; sending does not, see the README). ``draft`` (only when not sending) lets
+    placeholder text through as a warning, for previews.
     """
+    if draft and for_send:
+        raise ValueError("a draft can be built, never sent")
     campaign = load_campaign(ref, settings)
     rendered = render_or_error(campaign, settings)
     builder = (lambda r: sample_message(r, settings)) if spam_check else None
-    report = lint_campaign(campaign, settings, rendered=rendered, sample_message=builder)
+    report = lint_campaign(campaign, settings, rendered=rendered, sample_message=builder, draft=draft)
     if report.errors or isinstance(rendered, NewsletterError):
         raise LintFailed(
             f"{campaign.slug}: {len(report.errors)} lint error(s); run `newsletter campaign lint {campaign.slug}`",

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.delivery import ledger
+from newsletter.campaigns.faq import carried
+from newsletter.delivery import faq_history, ledger
 from newsletter.delivery.engine import DeliveryRun, RetryPolicy
 from newsletter.delivery.headers import envelope_address
 from newsletter.delivery.ledger import Counts
@@ -106,6 +107,7 @@ def start(store: Store, prepared: Prepared) -> StartedCampaign:
         with store.session() as session:
             record = ledger.record_campaign(session, slug, prepared.campaign.subject, prepared.web_html)
             ledger.materialise(session, record, list(prepared.campaign.audience))
+            faq_history.record(session, record, carried(prepared.campaign.blocks))
         return record
     except IntegrityError:
         # Another run started this campaign at the same moment and won: join it.

@@ -211,6 +211,22 @@ class StartedCampaign(Base):
     completed_at: Mapped[datetime | None]
 
 
+class CarriedFaqEntry(Base):
+    """An FAQ entry as a started campaign carried it: what its subscribers were told.
+
+    Kept with the outbox when the audience is fixed, so ``newsletter faq changes`` can tell which
+    answers changed since. The answer is public text, kept whole for the word-level diff.
+    """
+
+    __tablename__ = "campaign_faq_entries"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    faq_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(80))
+    answer: Mapped[str] = mapped_column(Text)
+
+
 class OutboxRow(Base):
     """One message of one campaign to one subscriber: the send ledger."""
 

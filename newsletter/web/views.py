@@ -1,4 +1,4 @@
-"""The one blueprint: signup, double opt-in, unsubscribe, preferences and the archive.
+"""The one blueprint: signup, double opt-in, unsubscribe, preferences, the archive and the FAQ.
 
 Views are thin: they read the request, call the services in this package and render a page. A GET
 never changes state (mail scanners and link previewers fetch every link in an email); every change
@@ -8,13 +8,17 @@ hence no CSRF token: a forged cross-site POST would need the secret token itself
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from datetime import date
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from newsletter.campaigns import faq
 from newsletter.delivery.links import BadToken, Purpose
 from newsletter.store.models import Source, Status, Subscriber
 from newsletter.subscribers import service as subscribers
@@ -268,5 +272,30 @@ def archive_page(slug: str) -> Response:
         abort(404)
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ARCHIVE_CSP
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+# --- FAQ --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _FaqView:
+    id: str
+    question: str
+    html: Markup
+    updated: date | None
+
+
+@bp.get("/faq")
+def faq_page() -> Response:
+    """The FAQ from faq_dir, an anchor per entry (``faq_url`` may point here, and emails link to it)."""
+    try:
+        library = faq.load_faq(web_state().settings.faq_path)
+    except faq.FaqError as exc:
+        log.error("the FAQ cannot be read: %s", exc)  # staff's file, not the visitor's fault
+        abort(503)
+    entries = [_FaqView(e.id, e.question, faq.answer_html(e), e.updated) for e in library.entries]
+    response = Response(render_template("faq.html", entries=entries))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
