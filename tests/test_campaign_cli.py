@@ -3,11 +3,15 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from newsletter.campaigns.content import load_campaign
+from newsletter.config import load_settings
 from newsletter.delivery.transports import PermanentFailure, TemporaryFailure
 from newsletter.delivery.transports.memory import MemoryTransport
 from tests.conftest import Newsletter
@@ -187,3 +191,28 @@ def test_a_mistyped_slug_suggests_the_campaign(newsletter: Newsletter, project: 
     result = newsletter("campaign", "lint", "faq-adiction")
     assert result.exit_code == 1
     assert "campaign 'faq-adiction' not found" in result.output and "did you mean 'faq-addiction'?" in result.output
+
+
+def test_an_empty_audience_list_is_an_error_and_all_means_everyone(newsletter: Newsletter, project: Path) -> None:
+    write_campaign(project, "nobody", FAQ_CAMPAIGN.replace("audience: [faq-updates]", "audience: []"))
+    refused = newsletter("campaign", "lint", "nobody", "--json")
+    errors = json.loads(refused.output)["errors"]
+    assert refused.exit_code == 1 and [e["check"] for e in errors] == ["audience.empty"]
+    assert "write 'audience: all'" in errors[0]["message"]
+    for slug, line in (("everyone", "audience: all"), ("unspecified", "")):
+        write_campaign(project, slug, FAQ_CAMPAIGN.replace("audience: [faq-updates]", line))
+        assert newsletter("campaign", "lint", slug).exit_code == 0
+    assert load_campaign("everyone", load_settings(project).settings).audience == ()
+
+
+def test_the_scaffold_cannot_pass_lint_and_its_example_date_lies_ahead(newsletter: Newsletter, project: Path) -> None:
+    newsletter("campaign", "new", "scaffold-only", "--faq", "Does insurance cover therapy?")
+    text = (project / "campaigns" / "scaffold-only.md").read_text(encoding="utf-8")
+    example = datetime.fromisoformat(re.search(r"# send_at: (\S+)", text)[1])  # type: ignore[index]
+    assert example > datetime.now(UTC)
+    strict = newsletter("campaign", "lint", "--strict", "scaffold-only", "--json")
+    data = json.loads(strict.output)
+    assert strict.exit_code == 1
+    assert {"scaffold.placeholder", "preheader.empty"} <= {e["check"] for e in data["errors"]}
+    plain = json.loads(newsletter("campaign", "lint", "scaffold-only", "--json").output)
+    assert "preheader.empty" in [w["check"] for w in plain["warnings"]]

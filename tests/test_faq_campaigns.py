@@ -123,7 +123,7 @@ def test_the_scaffold_cannot_go_out_unedited(newsletter: Newsletter, project: Pa
     result = newsletter("campaign", "lint", "winter", "--json")
     assert result.exit_code == 1
     errors = [e for e in json.loads(result.output)["errors"] if e["check"] == "scaffold.placeholder"]
-    assert [e["line"] for e in errors] == [8, 11, 15]  # the intro, the answer, the vignette
+    assert [e["line"] for e in errors] == [9, 12, 16]  # the intro, the answer, the vignette
     refused = newsletter("campaign", "send", "winter", "--transport", "memory:", "--yes", env=SECRET_ENV)
     assert refused.exit_code == 1 and "scaffold.placeholder" in refused.output
     path = project / "campaigns" / "winter.md"
@@ -147,7 +147,7 @@ def test_a_draft_builds_for_a_preview_but_never_sends(newsletter: Newsletter, pr
     assert refused.exit_code == 1 and not (project / "out").exists()
     built = newsletter("campaign", "build", "winter", "--draft", "-o", str(project / "out"), "--json")
     assert built.exit_code == 0, built.output
-    assert [w["check"] for w in json.loads(built.output)["warnings"]] == ["scaffold.placeholder"]
+    assert [w["check"] for w in json.loads(built.output)["warnings"]] == ["preheader.empty", "scaffold.placeholder"]
     assert "A short introduction" in (project / "out" / "winter.html").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="never sent"):
         prepare("winter", load_settings(project, environ={}).settings, for_send=True, draft=True)

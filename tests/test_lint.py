@@ -69,7 +69,7 @@ def test_vignette_findings_are_errors_with_class_text_and_line(settings: Setting
     )
     report = lint_campaign(load_campaign("story", settings), settings)
     found = {(i.check, i.line) for i in report.errors}
-    assert ("deid.name", 5) in found and ("deid.place", 5) in found
+    assert ("deid.name", 6) in found and ("deid.place", 6) in found
     assert all(i.check.startswith("deid") for i in report.errors)
     assert "Kowalski" in " ".join(i.message for i in report.errors)
 
@@ -131,7 +131,7 @@ def test_cli_lint_json_and_exit_codes(newsletter: Newsletter, project: Path) -> 
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert set(data) == {"errors", "warnings", "notes"}
-    assert data["errors"][0]["check"] == "deid.phone" and data["errors"][0]["line"] == 5
+    assert data["errors"][0]["check"] == "deid.phone" and data["errors"][0]["line"] == 6
     assert {"check", "message", "line"} == set(data["errors"][0])
     write_campaign(project, "faq", FAQ_CAMPAIGN)
     assert newsletter("campaign", "lint", "faq").exit_code == 0

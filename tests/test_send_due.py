@@ -42,8 +42,8 @@ def test_nothing_due_exits_0(newsletter: Newsletter, project: Path) -> None:
 
 def test_due_campaigns_are_sent_once_and_resumed(newsletter: Newsletter, project: Path, database_url: str) -> None:
     emails = add_subscribers(database_url, 3)
-    write_campaign(project, "first", scheduled("2026-11-01T09:00:00+01:00", "First"))
-    write_campaign(project, "second", scheduled("2026-11-02T09:00:00+00:00", "Second"))
+    write_campaign(project, "first", scheduled("2026-11-24T09:00:00+01:00", "First"))
+    write_campaign(project, "second", scheduled("2026-11-24T09:00:00+00:00", "Second"))
     write_campaign(project, "future", scheduled("2026-12-24T09:00:00+00:00", "Future"))
     MemoryTransport.fail_recipient(emails[0], TemporaryFailure(451, "later"))
     first = due(newsletter, "--now", "2026-11-24T12:00:00+00:00")
@@ -67,7 +67,7 @@ def test_a_broken_campaign_is_reported_and_the_others_still_go(
     newsletter: Newsletter, project: Path, database_url: str
 ) -> None:
     add_subscribers(database_url, 1)
-    write_campaign(project, "good", scheduled("2026-11-01T09:00:00+00:00"))
+    write_campaign(project, "good", scheduled("2026-11-24T09:00:00+00:00"))
     write_campaign(project, "broken", "---\nsubject: [unclosed\n---\nbody\n")
     result = due(newsletter, "--now", "2026-11-24T12:00:00+00:00")
     data = json.loads(result.output)
@@ -80,7 +80,7 @@ def test_bad_now_and_missing_yes(newsletter: Newsletter, project: Path, database
     naive = newsletter("send-due", "--now", "2026-11-24T12:00:00", env=ENV)
     assert naive.exit_code == 1 and "offset" in naive.output
     add_subscribers(database_url, 1)
-    write_campaign(project, "good", scheduled("2026-11-01T09:00:00+00:00"))
+    write_campaign(project, "good", scheduled("2026-11-24T09:00:00+00:00"))
     refused = newsletter("send-due", "--now", "2026-11-24T12:00:00+00:00", env=ENV)
     assert refused.exit_code == 1 and "--yes" in refused.output
     assert MemoryTransport.outbox() == []
@@ -99,8 +99,8 @@ def test_a_held_lease_blocks_others_until_it_expires(store: Store) -> None:
 
 def test_two_send_due_processes_at_once_send_each_message_once(project: Path, database_url: str) -> None:
     emails = add_subscribers(database_url, 30)
-    write_campaign(project, "first", scheduled("2026-11-01T09:00:00+00:00", "First"))
-    write_campaign(project, "second", scheduled("2026-11-02T09:00:00+00:00", "Second"))
+    write_campaign(project, "first", scheduled("2026-11-24T09:00:00+00:00", "First"))
+    write_campaign(project, "second", scheduled("2026-11-24T09:00:00+00:00", "Second"))
     handler = RecordingHandler()
     with smtp_server(handler) as server:
         env = {**os.environ, **SECRET_ENV, "NEWSLETTER_TRANSPORT": server.url(), "NEWSLETTER_RATE": "30"}
@@ -132,3 +132,25 @@ def test_two_send_due_processes_at_once_send_each_message_once(project: Path, da
     assert sum(sent) == 60
     received = collections.Counter(r for item in handler.received for r in item.recipients)
     assert received == collections.Counter(dict.fromkeys(emails, 2))
+
+
+def test_a_send_at_long_past_is_refused_unless_the_campaign_already_started(
+    newsletter: Newsletter, project: Path, database_url: str
+) -> None:
+    add_subscribers(database_url, 2)
+    write_campaign(project, "stale", scheduled("2026-11-20T09:00:00+00:00", "Stale"))
+    write_campaign(project, "recent", scheduled("2026-11-23T13:00:00+00:00", "Recent"))  # 23 hours before now
+    result = due(newsletter, "--now", "2026-11-24T12:00:00+00:00")
+    data = json.loads(result.output)
+    assert result.exit_code == 1
+    outcomes = {c["campaign"]: (c["outcome"], c.get("error", "")) for c in data["campaigns"]}
+    assert outcomes["recent"][0] == "sent"
+    assert outcomes["stale"][0] == "error" and "more than 24 hours in the past" in outcomes["stale"][1]
+    assert {m.recipient for m in MemoryTransport.outbox()} and len(MemoryTransport.outbox()) == 2  # only "recent"
+    text = newsletter("send-due", "--yes", "--now", "2026-11-24T12:00:00+00:00", env=ENV).output
+    assert "stale: error: send_at 2026-11-20T09:00:00+00:00 is more than 24 hours in the past" in text
+    # Once staff start it by hand, the schedule resumes it like any partly sent campaign.
+    started = newsletter("campaign", "send", "stale", "--yes", "--limit", "1", env=ENV)
+    assert started.exit_code == 75
+    resumed = due(newsletter, "--now", "2026-11-24T12:05:00+00:00")
+    assert {c["campaign"]: c["outcome"] for c in json.loads(resumed.output)["campaigns"]} == {"stale": "sent"}

@@ -90,7 +90,7 @@ def test_a_borderline_campaign_is_a_warning(executable: str, settings: Settings,
     verdict = score(settings, "borderline", executable)
     assert spamassassin.WARNING_SCORE <= verdict.score < spamassassin.ERROR_SCORE, verdict
     report = spam_lint(settings, "borderline")
-    assert [i.check for i in report.warnings] == ["spam.score"] and not report.errors
+    assert [i.check for i in report.warnings if i.check.startswith("spam")] == ["spam.score"] and not report.errors
 
 
 def test_lint_and_build_report_the_spam_score(executable: str, cli: Newsletter) -> None:

@@ -64,6 +64,7 @@ __all__ = [
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
+EVERYONE = "all"  # `audience: all`, or no audience at all: every confirmed subscriber
 KNOWN_KEYS = ("subject", "preheader", "template", "audience", "send_at", "deid")
 SUBJECT_MAX = 78  # characters; longer subjects are cut off in most inboxes
 
@@ -76,6 +77,12 @@ class CampaignError(FileError):
 
 class CampaignNotFound(CampaignError, NotFound):
     """No campaign file by that slug or path."""
+
+
+class EmptyAudience(CampaignError):
+    """``audience: []``: it reads as nobody, yet an empty list of tags would mean everyone."""
+
+    check = "audience.empty"
 
 
 class UnknownFaqRef(CampaignError):
@@ -218,9 +225,20 @@ def _check_front_matter(meta: Mapping[Any, Any], label: Path | str) -> dict[str,
     if not isinstance(template, str) or not TEMPLATE_NAME_RE.fullmatch(template):
         raise CampaignError(f"'template' must be a template name such as 'default', got {template!r}", path=label)
 
-    audience = meta.get("audience") or []
+    audience = meta.get("audience", EVERYONE)
+    if audience == []:
+        # Reads as "nobody", but an empty list of tags would mean everyone: make the author say which.
+        raise EmptyAudience(
+            "'audience: []' names nobody; list the topics, e.g. [faq-updates], or write 'audience: all' "
+            "(or leave it out) for every confirmed subscriber",
+            path=label,
+        )
+    if audience in (EVERYONE, None):
+        audience = []
     if isinstance(audience, str) or not isinstance(audience, list):
-        raise CampaignError(f"'audience' must be a list of tags, e.g. [faq-updates], got {audience!r}", path=label)
+        raise CampaignError(
+            f"'audience' must be a list of tags, e.g. [faq-updates], or 'all', got {audience!r}", path=label
+        )
     tags: list[str] = []
     for tag in audience:
         if not isinstance(tag, str) or not tag.strip():

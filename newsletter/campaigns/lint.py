@@ -125,6 +125,15 @@ def _subject(campaign: Campaign, report: LintReport) -> None:
                 "subject.length", f"the subject is {len(campaign.subject)} characters; keep it to {SUBJECT_MAX}", line
             )
         )
+    if not campaign.preheader:
+        report.warnings.append(
+            Issue(
+                "preheader.empty",
+                "the preheader is empty, so inboxes show the email's first words after the subject; "
+                "write one line that says what the email holds",
+                _line_of(campaign, "preheader:") or line,
+            )
+        )
 
 
 def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, report: LintReport) -> None:

@@ -8,10 +8,11 @@ them (check ``scaffold.placeholder``), so neither a scaffold nor a draft can go 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import yaml
 
-from newsletter.campaigns.content import SLUG_RE, SUBJECT_MAX, CampaignError
+from newsletter.campaigns.content import EVERYONE, SLUG_RE, SUBJECT_MAX, CampaignError
 from newsletter.campaigns.faq import FaqEntry
 
 INTRO = "A short introduction to this update."
@@ -22,7 +23,10 @@ FAQ_INTRO = "A short introduction to these answers: what changed in them, and wh
 # Every text a scaffold puts in for staff to replace; lint errs on any left in place.
 PLACEHOLDERS: tuple[str, ...] = (INTRO, ANSWER, VIGNETTE, FAQ_INTRO)
 
-_SEND_AT_HINT = "# send_at: 2026-01-05T09:00:00-05:00\n"
+def _send_at_hint() -> str:
+    """An example send_at a month from now: one in the past would send at once if uncommented."""
+    example = (datetime.now(UTC) + timedelta(days=30)).replace(hour=14, minute=0, second=0, microsecond=0)
+    return f"# send_at: {example.isoformat(timespec='seconds')}   # when send-due sends it, with a UTC offset\n"
 
 
 def check_slug(slug: str) -> None:
@@ -78,9 +82,10 @@ def propose_subject(questions: Sequence[str]) -> str:
 
 def _front_matter(subject: str, audience: list[str], *, comment: str = "") -> str:
     front = yaml.safe_dump(
-        {"subject": subject, "preheader": "", "audience": audience},
+        {"subject": subject, "preheader": "", "audience": audience or EVERYONE},
         sort_keys=False,
         allow_unicode=True,
         width=1000,
     )
-    return "---\n" + front + comment + _SEND_AT_HINT + "---\n"
+    hint = "" if audience else "# audience: all sends to every confirmed subscriber; or list topics, e.g. [faq-updates]\n"
+    return "---\n" + front + hint + comment + _send_at_hint() + "---\n"

@@ -25,6 +25,7 @@ from newsletter.store.engine import Store
 
 LEASE_NAME = "send-due"
 LEASE_TTL = timedelta(minutes=2)
+STALE_AFTER = timedelta(hours=24)  # a send_at older than this is not sent unless the campaign already started
 
 
 @dataclasses.dataclass
@@ -78,6 +79,20 @@ def due_campaigns(store: Store, settings: Settings, now: datetime) -> tuple[list
             continue
         counts = service.status(store, campaign.slug)
         if counts is not None and counts.done:
+            continue
+        if counts is None and campaign.send_at < now - STALE_AFTER:
+            # Most likely a date copied from an old campaign or left from the scaffold: sending a
+            # week-old "tomorrow" announcement at once would be worse than asking.
+            broken.append(
+                DueCampaign(
+                    campaign.slug,
+                    campaign.send_at.isoformat(),
+                    "error",
+                    error=f"send_at {campaign.send_at.isoformat()} is more than {STALE_AFTER.days * 24} hours in "
+                    "the past and the campaign never started; not sending it. Set a new send_at, or send it now "
+                    f"with `newsletter campaign send {campaign.slug}`",
+                )
+            )
             continue
         due.append(campaign)
     due.sort(key=lambda c: (c.send_at, c.slug))

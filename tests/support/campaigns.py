@@ -26,6 +26,7 @@ Researchers reviewed **83 studies** and found no transition to illicit use.
 
 STORY_CAMPAIGN = """---
 subject: Three client stories
+preheader: How ketamine therapy helped three of our clients.
 ---
 ::: vignette
 A client wanted to decrease drinking so that he could go to bars socially with his buddies.
