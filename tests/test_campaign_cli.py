@@ -216,3 +216,15 @@ def test_the_scaffold_cannot_pass_lint_and_its_example_date_lies_ahead(newslette
     assert {"scaffold.placeholder", "preheader.empty"} <= {e["check"] for e in data["errors"]}
     plain = json.loads(newsletter("campaign", "lint", "scaffold-only", "--json").output)
     assert "preheader.empty" in [w["check"] for w in plain["warnings"]]
+
+
+def test_a_local_try_out_with_an_http_loopback_base_url_can_send(
+    newsletter: Newsletter, project: Path, database_url: str
+) -> None:
+    add_subscribers(database_url, 1, tags=("faq-updates",))
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    env = {**SECRET_ENV, "NEWSLETTER_PUBLIC_BASE_URL": "http://127.0.0.1:8000", "NEWSLETTER_TRANSPORT": "memory:"}
+    MemoryTransport.reset()
+    sent = newsletter("campaign", "send", "faq", "--yes", env=env)
+    assert sent.exit_code == 0, sent.output
+    assert b"http://127.0.0.1:8000/unsubscribe/" in MemoryTransport.outbox()[0].data

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,7 @@ from newsletter.campaigns.lint import lint_campaign
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from tests.conftest import Newsletter
-from tests.support.campaigns import FAQ_CAMPAIGN, STORY_CAMPAIGN, write_campaign
+from tests.support.campaigns import FAQ_CAMPAIGN, STORY_CAMPAIGN, clinic_settings, write_campaign
 
 
 def checks(settings: Settings, slug: str, **kwargs: bool) -> tuple[list[str], list[str]]:
@@ -183,3 +184,24 @@ def test_signoff_changes_only_the_signoff_block(settings: Settings, project: Pat
     assert not vignette.signoff_problems(
         load_campaign("styled", settings), vignette.read_review(load_campaign("styled", settings))
     )
+
+
+def test_remote_images_are_a_warning_that_names_the_host(settings: Settings, project: Path) -> None:
+    body = (
+        "![Tracking pixel](https://evil.example/pixel.gif)\n\n"
+        "![The clinic's garden](https://news.harvest.example/images/garden.jpg)\n"
+    )
+    write_campaign(project, "pictures", FAQ_CAMPAIGN.replace("A short update from the clinic.", body))
+    report = lint_campaign(load_campaign("pictures", settings), settings)
+    remote = [w for w in report.warnings if w.check == "html.img-remote"]
+    assert len(remote) == 1 and "evil.example" in remote[0].message  # ours (public_base_url) is fine
+    assert remote[0].line == 6 and not report.errors
+
+
+def test_http_links_to_this_machine_are_a_warning_elsewhere_an_error(project: Path) -> None:
+    local = dataclasses.replace(clinic_settings(project), public_base_url="http://127.0.0.1:8000")
+    body = "See [the local page](http://localhost:8000/archive) and [elsewhere](http://harvest.example/)."
+    write_campaign(project, "local", FAQ_CAMPAIGN.replace("A short update from the clinic.", body))
+    report = lint_campaign(load_campaign("local", local), local)
+    assert [e.check for e in report.errors] == ["html.link"] and "harvest.example" in report.errors[0].message
+    assert {w.check for w in report.warnings} == {"html.link-local"}  # the footer links and the local one

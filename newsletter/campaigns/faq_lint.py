@@ -64,8 +64,11 @@ def lint_faq(settings: Settings) -> FaqLintReport:
     md = markdown_parser()
     for entry in entries:
         html = md.renderer.render(list(entry.tokens), md.options, {})
-        for issue in link_and_image_issues(html_links(html), entry.line_of):
+        found = link_and_image_issues(html_links(html), entry.line_of, own_base=settings.public_base_url)
+        for issue in found.errors:
             report.errors.append(FaqIssue(entry.path.name, issue.check, issue.message, issue.line))
+        for issue in found.warnings:
+            report.warnings.append(FaqIssue(entry.path.name, issue.check, issue.message, issue.line))
         _deid(entry, report)
     _sizes(Faq(folder, tuple(entries)), settings, report)
     return report

@@ -19,6 +19,7 @@ from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from newsletter.campaigns import faq, spamassassin, vignette
 from newsletter.campaigns.content import SUBJECT_MAX, CampaignError, CampaignNotFound, load_campaign
@@ -151,7 +152,9 @@ def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, re
             )
         )
     links = html_links(html)
-    report.errors.extend(link_and_image_issues(links, lambda needle: _line_of(campaign, needle)))
+    found = link_and_image_issues(links, lambda needle: _line_of(campaign, needle), own_base=settings.public_base_url)
+    report.errors.extend(found.errors)
+    report.warnings.extend(found.warnings)
     unsubscribe = rendered.sample_urls["unsubscribe_url"]
     if unsubscribe not in links.hrefs:
         report.errors.append(Issue("footer.unsubscribe", "the HTML has no unsubscribe link"))
@@ -163,18 +166,53 @@ def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, re
         report.errors.append(Issue("footer.postal-address", "the email does not show the postal address from settings"))
 
 
-def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None]) -> list[Issue]:
-    """Links that are not https (or mailto), and images without alt text; ``line_of`` finds a text's line."""
-    issues = []
+@dataclass
+class LinkFindings:
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None], *, own_base: str = "") -> LinkFindings:
+    """What is wrong with an email's links and images; ``line_of`` finds a text's line in the source.
+
+    - An image without alt text, or a link that is neither https nor mailto, is an error; an http link
+      to this machine (a local try-out with ``newsletter serve``) is only a warning.
+    - An image from another server is a warning that names the host: it loads when the email is
+      opened, which tells that server who read it and when. Images under ``own_base`` (the clinic's
+      public_base_url) and images embedded in the message (cid:, data:) are fine.
+    """
+    found = LinkFindings()
     for image in links.images:
+        src = (image.get("src") or "").strip()
         if image.get("alt") is None or (not (image.get("alt") or "").strip() and image.get("role") != "presentation"):
-            issues.append(
-                Issue("html.img-alt", f"image {image.get('src')!r} has no alt text", line_of(str(image.get("src"))))
+            found.errors.append(Issue("html.img-alt", f"image {src!r} has no alt text", line_of(src)))
+        host = urlsplit(src).hostname if src.startswith(("http://", "https://", "//")) else None
+        if host and not (own_base and src.startswith(own_base.rstrip("/") + "/")):
+            found.warnings.append(
+                Issue(
+                    "html.img-remote",
+                    f"image {src!r} loads from {host} whenever the email is opened, which tells that server who "
+                    "read it and when; host it under public_base_url, or embed it in the email instead",
+                    line_of(src),
+                )
             )
     for href in links.hrefs:
-        if not href.startswith(("https://", "mailto:")):
-            issues.append(Issue("html.link", f"link {href!r} is not https", line_of(href)))
-    return issues
+        if href.startswith(("https://", "mailto:")):
+            continue
+        if href.startswith("http://") and urlsplit(href).hostname in LOOPBACK_HOSTS:
+            found.warnings.append(
+                Issue(
+                    "html.link-local",
+                    f"link {href!r} is plain http to this machine: fine to try things out, not for a real send",
+                    line_of(href),
+                )
+            )
+        else:
+            found.errors.append(Issue("html.link", f"link {href!r} is not https", line_of(href)))
+    return found
 
 
 def html_links(html: str) -> _Links:

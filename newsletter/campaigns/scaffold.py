@@ -23,6 +23,7 @@ FAQ_INTRO = "A short introduction to these answers: what changed in them, and wh
 # Every text a scaffold puts in for staff to replace; lint errs on any left in place.
 PLACEHOLDERS: tuple[str, ...] = (INTRO, ANSWER, VIGNETTE, FAQ_INTRO)
 
+
 def _send_at_hint() -> str:
     """An example send_at a month from now: one in the past would send at once if uncommented."""
     example = (datetime.now(UTC) + timedelta(days=30)).replace(hour=14, minute=0, second=0, microsecond=0)
@@ -87,5 +88,7 @@ def _front_matter(subject: str, audience: list[str], *, comment: str = "") -> st
         allow_unicode=True,
         width=1000,
     )
-    hint = "" if audience else "# audience: all sends to every confirmed subscriber; or list topics, e.g. [faq-updates]\n"
+    hint = (
+        "" if audience else "# audience: all sends to every confirmed subscriber; or list topics, e.g. [faq-updates]\n"
+    )
     return "---\n" + front + hint + comment + _send_at_hint() + "---\n"
