@@ -228,3 +228,22 @@ def test_a_local_try_out_with_an_http_loopback_base_url_can_send(
     sent = newsletter("campaign", "send", "faq", "--yes", env=env)
     assert sent.exit_code == 0, sent.output
     assert b"http://127.0.0.1:8000/unsubscribe/" in MemoryTransport.outbox()[0].data
+
+
+def test_test_copies_go_apart_from_the_campaigns_messages(newsletter: Newsletter, project: Path) -> None:
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    result = newsletter(
+        "campaign", "test", "faq", "--to", "staff@example.org", "--transport", "file:outbox/", env=SECRET_ENV
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.parent.name for p in (project / "outbox").rglob("*.eml")] == ["tests"]
+    assert "outbox/tests" in result.output
+
+
+def test_only_file_transports_get_a_test_copies_folder() -> None:
+    from newsletter.delivery.transports import url_for_test_copies
+
+    assert url_for_test_copies("file:outbox/") == "file:outbox/tests/"
+    assert url_for_test_copies("file:///srv/news/outbox") == "file:///srv/news/outbox/tests/"
+    assert url_for_test_copies("smtp://relay.example:587?tls=starttls") == "smtp://relay.example:587?tls=starttls"
+    assert url_for_test_copies("memory:") == "memory:"

@@ -15,7 +15,7 @@ from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain
 from newsletter.cli.output import console, interactive, json_option, print_json, print_table
 from newsletter.delivery import service as delivery
 from newsletter.delivery.prepare import Prepared
-from newsletter.delivery.transports import transport_factory
+from newsletter.delivery.transports import transport_factory, url_for_test_copies
 from newsletter.errors import InputError
 from newsletter.store.engine import Store
 
@@ -195,12 +195,14 @@ def status(app: App, ref: str, as_json: bool) -> None:
 def test(app: App, ref: str, to: str, transport_url: str | None, as_json: bool) -> None:
     """Send one test copy to EMAIL.
 
-    The subject is marked [Test], the links are samples, and nothing is recorded as a send.
+    The subject is marked [Test], the links are samples, and nothing is recorded as a send. With the
+    file: transport, test copies go into a tests/ subfolder, apart from the campaign's messages.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
     prepared = prepare_or_explain(app, ref, for_send=False)
-    sent = delivery.send_test(prepared, to, transport_factory(app.settings, transport_url))
+    url = url_for_test_copies(transport_url or app.settings.transport)
+    sent = delivery.send_test(prepared, to, transport_factory(app.settings, url))
     if as_json:
         print_json(
             {"campaign": sent.campaign, "to": sent.to, "transport": sent.transport, "message_id": sent.message_id}

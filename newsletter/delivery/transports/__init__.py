@@ -53,6 +53,7 @@ __all__ = [
     "refuse_password",
     "safe_url",
     "transport_class",
+    "url_for_test_copies",
     "transport_factory",
 ]
 
@@ -120,3 +121,18 @@ def transport_factory(settings: Settings, url: str | None = None) -> TransportFa
     url = url or settings.transport
     open_transport(url, context)
     return lambda: open_transport(url, context)
+
+
+TEST_COPIES_FOLDER = "tests"
+
+
+def url_for_test_copies(url: str) -> str:
+    """The transport URL for test copies: a ``file:`` folder gets a ``tests/`` subfolder, so that a test
+    copy never sits among the campaign's own messages; every other transport is used as it is."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "file" or not parts.path:
+        return url
+    folder = parts.path.rstrip("/") + f"/{TEST_COPIES_FOLDER}/"
+    if not url.lower().startswith("file://"):
+        return f"{url[: len(parts.scheme)]}:{folder}"  # file:outbox/ stays relative to the project
+    return parts._replace(path=folder).geturl()
