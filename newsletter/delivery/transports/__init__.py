@@ -53,8 +53,8 @@ __all__ = [
     "refuse_password",
     "safe_url",
     "transport_class",
-    "url_for_test_copies",
     "transport_factory",
+    "url_for_test_copies",
 ]
 
 
