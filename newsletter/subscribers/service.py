@@ -54,11 +54,13 @@ __all__ = [
     "SignupOutcome",
     "add",
     "awaiting_confirmation",
+    "complain",
     "confirm",
     "confirm_request",
     "find",
     "forget",
     "get",
+    "hard_bounce",
     "is_erased",
     "log_event",
     "merge",
@@ -66,6 +68,7 @@ __all__ = [
     "reopen",
     "request_signup",
     "set_topics",
+    "soft_bounce",
     "topics_of",
     "unsubscribe",
     "update_preferences",
@@ -344,6 +347,51 @@ def unsubscribe(
     }[status]
     log_event(session, subscriber, kind, actor, **detail)
     return True
+
+
+def hard_bounce(session: Session, subscriber: Subscriber, *, actor: str, **reason: Any) -> bool:
+    """The address or its domain no longer takes mail: mark the subscriber bounced (suppressed).
+
+    ``reason`` goes into the event: the status code, the diagnostic, the campaign, where the bounce
+    came from. Returns False if they were already suppressed (nothing changes, nothing is logged).
+    """
+    return unsubscribe(session, subscriber, actor=actor, status=Status.BOUNCED, **reason)
+
+
+def complain(session: Session, subscriber: Subscriber, *, actor: str, **reason: Any) -> bool:
+    """The subscriber reported a message as spam: mark them complained (suppressed).
+
+    Returns False if they were already suppressed.
+    """
+    return unsubscribe(session, subscriber, actor=actor, status=Status.COMPLAINED, **reason)
+
+
+def soft_bounce(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    soft_bounces: int,
+    limit: int,
+    window: int,
+    actor: str,
+    **reason: Any,
+) -> bool:
+    """A soft bounce was recorded, the ``soft_bounces``-th within the subscriber's last ``window`` sends.
+
+    At ``limit`` the address is treated as dead and the subscriber marked bounced; below it, nothing
+    changes (the bounce itself is kept by the caller). Returns True if the status changed.
+    """
+    if limit < 1 or soft_bounces < limit:
+        return False
+    return unsubscribe(
+        session,
+        subscriber,
+        actor=actor,
+        status=Status.BOUNCED,
+        soft_bounces=soft_bounces,
+        window=window,
+        **reason,
+    )
 
 
 def forget(session: Session, email: str, *, secret_key: str) -> None:
