@@ -51,7 +51,7 @@ _PERMANENT: dict[str, tuple[Severity, str]] = {
     "1.6": (Severity.HARD, "mailbox has moved"),
     "1.7": (Severity.BLOCKED, "our sender address was refused"),
     "1.8": (Severity.BLOCKED, "our sender domain was refused"),
-    "1.10": (Severity.HARD, "domain accepts no mail (null MX)"),
+    "1.10": (Severity.HARD, "recipient not found (or its domain takes no mail)"),
     "2.1": (Severity.HARD, "mailbox disabled"),
     "2.2": (Severity.SOFT, "mailbox full"),
     "2.3": (Severity.BLOCKED, "message too large for the mailbox"),
