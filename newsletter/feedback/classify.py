@@ -238,7 +238,7 @@ def _diagnostic_near(text: str, address: str) -> str:
     lines = text.splitlines()
     for index, line in enumerate(lines):
         if address.lower() in line.lower():
-            block = []
+            block: list[str] = []
             for following in lines[index : index + 12]:
                 if block and not following.strip():
                     break

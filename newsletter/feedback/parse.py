@@ -96,7 +96,7 @@ def field_blocks(part: Message) -> list[Message]:
     if isinstance(payload, list):
         return [block for block in payload if isinstance(block, Message)]
     # Some generators send the report as text (with a transfer encoding, or as a single block).
-    text = part.get_payload(decode=True) or b""
+    text = _bytes(part)
     blocks = re.split(rb"\r?\n[ \t]*\r?\n", text.strip())
     return [email.message_from_bytes(block.strip() + b"\n", policy=email.policy.compat32) for block in blocks if block]
 
@@ -110,15 +110,18 @@ def returned_headers(message: Message) -> Message | None:
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         elif content_type == "text/rfc822-headers":
-            data = part.get_payload(decode=True) or b""
-            return email.message_from_bytes(data.lstrip(), policy=email.policy.compat32)
+            return email.message_from_bytes(_bytes(part).lstrip(), policy=email.policy.compat32)
     return None
 
 
-def _text_of(part: Message) -> str:
+def _bytes(part: Message) -> bytes:
+    """A leaf part's payload, transfer-decoded; b"" for a multipart."""
     data = part.get_payload(decode=True)
-    if not isinstance(data, bytes):
-        return ""
+    return data if isinstance(data, bytes) else b""
+
+
+def _text_of(part: Message) -> str:
+    data = _bytes(part)
     charset = part.get_content_charset() or "us-ascii"
     try:
         return data.decode(charset, "replace")

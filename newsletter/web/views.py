@@ -9,6 +9,7 @@ hence no CSRF token: a forged cross-site POST would need the secret token itself
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
@@ -198,13 +199,10 @@ def unsubscribe_post(token: str) -> str:
         subscriber, claim = subscriber_and_claim(session, state.links, "unsubscribe", token)
         # The campaign whose link it was, for its report: a count, not a trail of anyone's clicks.
         campaign = campaign_of(session, claim)
-        subscribers.unsubscribe(
-            session,
-            subscriber,
-            actor="web",
-            via="one-click" if one_click else "page",
-            **({"campaign": campaign} if campaign else {}),
-        )
+        detail: dict[str, Any] = {"via": "one-click" if one_click else "page"}
+        if campaign:
+            detail["campaign"] = campaign
+        subscribers.unsubscribe(session, subscriber, actor="web", **detail)
     return render_template("unsubscribed.html")
 
 
