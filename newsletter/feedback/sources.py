@@ -70,7 +70,7 @@ class MessageReader:
             maildir = [path / sub for sub in ("new", "cur") if (path / sub).is_dir()]
             for folder in maildir or [path]:
                 for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    if entry.name.startswith(".") or not entry.is_file():
+                    if entry.name.startswith(".") or entry.is_dir():
                         continue
                     raw = self._read(Path(entry.path))
                     if raw is not None:
