@@ -30,7 +30,7 @@ from newsletter.delivery.outcomes import Severity, classify, enhanced_status
 from newsletter.feedback import parse
 from newsletter.store.models import FeedbackKind
 
-_SEVERITY_KIND = {
+SEVERITY_KIND = {
     Severity.HARD: FeedbackKind.HARD,
     Severity.SOFT: FeedbackKind.SOFT,
     Severity.BLOCKED: FeedbackKind.BLOCKED,
@@ -185,7 +185,7 @@ def _delivery_report(message: parse.Message, reading: Reading) -> bool:
         elif action.startswith(("fail", "error")):
             outcome = classify(status=status, diagnostic=diagnostic)
             reason = f"delivery report, Action: {action}; {outcome.reason}"
-            failed.append(Finding(found, _SEVERITY_KIND[outcome.severity], outcome.status, diagnostic, reason))
+            failed.append(Finding(found, SEVERITY_KIND[outcome.severity], outcome.status, diagnostic, reason))
         else:
             other_actions.add(action or "none")
     if failed or delayed:
@@ -227,7 +227,7 @@ def _text_bounce(message: parse.Message, reading: Reading) -> bool:
             findings.append(Finding((address,), FeedbackKind.DELAYED, enhanced_status(diagnostic), diagnostic, reason))
             continue
         outcome = classify(diagnostic=diagnostic)
-        kind = _SEVERITY_KIND[outcome.severity]
+        kind = SEVERITY_KIND[outcome.severity]
         findings.append(Finding((address,), kind, outcome.status, diagnostic, f"text bounce; {outcome.reason}"))
     fallback = FeedbackKind.DELAYED if delayed else FeedbackKind.SOFT
     return _finish(reading, findings, fallback, "a bounce that names no address it failed for")

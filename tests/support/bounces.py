@@ -10,8 +10,14 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+
+from newsletter.delivery import ledger
+from newsletter.store.engine import Store
+from newsletter.store.models import OutboxRow, OutboxState, utcnow
+from newsletter.subscribers import service
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bounces"
 BOUNCE_ADDRESS = "bounce@news.harvest.example"
@@ -193,6 +199,28 @@ Content-Type: text/plain; charset="utf-8"
 
 > Hi, three client stories this month.
 """.encode()
+
+
+def record_sends(store: Store, email: str, count: int, *, first: datetime | None = None) -> list[int]:
+    """``count`` campaigns, each recorded as sent to ``email`` a day apart; their outbox ids, oldest first."""
+    start = first or utcnow() - timedelta(days=count)
+    ids = []
+    with store.session() as session:
+        subscriber_id = service.get(session, email).id
+        for n in range(count):
+            campaign = ledger.record_campaign(session, f"c{n}-{email.partition('@')[0]}", f"Issue {n}", "")
+            row = OutboxRow(
+                campaign_id=campaign.id,
+                subscriber_id=subscriber_id,
+                state=OutboxState.SENT.value,
+                attempts=1,
+                sent_at=start + timedelta(days=n),
+                message_id=f"<c{campaign.id}.m0@x>",
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+    return ids
 
 
 def write_maildir(folder: Path, messages: list[bytes]) -> Path:
