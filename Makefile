@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # sudo only when not already root (CI runs as root and may have no sudo at all).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# Real parts for the tests: a PostgreSQL server, and Chromium for the signup page's browser test
-# (driven by Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded).
-APT_PACKAGES := postgresql chromium chromium-driver
+# Real parts for the tests: a PostgreSQL server, Chromium for the signup page's browser test
+# (driven by Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded), and
+# Dovecot for the bounce mailbox (the tests start it with a throw-away configuration).
+APT_PACKAGES := postgresql chromium chromium-driver dovecot-imapd
 # The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source.
 BENCH_APT_PACKAGES := postfix
 export DEBIAN_FRONTEND := noninteractive
