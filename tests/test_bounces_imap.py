@@ -146,3 +146,34 @@ def test_a_bad_mailbox_url_is_a_one_line_error(newsletter: Newsletter, url: str,
         "bounces", "fetch", env={"NEWSLETTER_BOUNCE_MAILBOX": url, "NEWSLETTER_IMAP_PASSWORD": "x", **SEND_ENV}
     )
     assert result.exit_code == 1 and message in result.output and "secret" not in result.output
+
+
+def test_send_due_fetches_bounces_first_so_they_count_for_this_run(
+    newsletter: Newsletter,
+    project: Path,
+    database_url: str,
+    imap_server: ImapServer,
+    mailbox: tuple[imapclient.IMAPClient, str],
+) -> None:
+    client, folder = mailbox
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    emails = add_subscribers(database_url, 3)
+    assert newsletter("campaign", "send", "faq", "--transport", "file:outbox/", "--yes", env=SEND_ENV).exit_code == 0
+    by_to = {s.to: s for s in map(Sent.from_file, (project / "outbox").glob("*.eml"))}
+    client.append(folder, dsn(by_to[emails[0]]).replace(b"\n", b"\r\n"))
+    later = FAQ_CAMPAIGN.replace("subject: Can I", "send_at: 2026-11-01T09:00:00+00:00\nsubject: Again, can I")
+    write_campaign(project, "later", later)
+    run_env = {**env(imap_server, folder), "NEWSLETTER_TRANSPORT": "file:later-outbox/"}
+    result = newsletter("send-due", "--yes", "--json", "--now", "2026-11-24T12:00:00+00:00", env=run_env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["bounces"]["hard"], data["bounces"]["moved"]) == (1, 1)
+    assert [(c["campaign"], c["sent"]) for c in data["campaigns"]] == [("later", 2)]
+    assert sorted(Sent.from_file(p).to for p in (project / "later-outbox").glob("*.eml")) == emails[1:]
+
+    broken = {**run_env, "NEWSLETTER_IMAP_PASSWORD": "wrong"}
+    failed = newsletter("send-due", "--yes", "--json", "--now", "2026-11-24T12:05:00+00:00", env=broken)
+    report = json.loads(failed.output)
+    assert failed.exit_code == 1 and report["exit_code"] == 1 and "refused the login" in report["bounces"]["error"]
+    text = newsletter("send-due", "--yes", "--now", "2026-11-24T12:05:00+00:00", env=broken)
+    assert text.exit_code == 1 and "Bounces: error:" in text.output and "Nothing is due" in text.output
