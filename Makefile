@@ -73,7 +73,10 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter subscribers stats
 	$(BIN)/newsletter campaign status client-stories
 	@echo "Open the built email: $(CURDIR)/build/client-stories.html"
-	@echo "The sent messages (one .eml per subscriber): $(CURDIR)/outbox/"
+	@echo "The sent messages (one .eml per subscriber; Return-Path is the VERP envelope sender): $(CURDIR)/outbox/"
+	@echo "== 6. what comes back: a hard bounce and a complaint about two addresses the demo mailed (a rerun changes nothing)"
+	$(BIN)/newsletter bounces ingest samples/bounces/
+	$(BIN)/newsletter campaign report client-stories
 
 test: apt-deps $(VENV)/.installed-dev check
 	$(BIN)/python -m pytest

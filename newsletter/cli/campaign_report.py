@@ -46,19 +46,18 @@ def report(app: App, ref: str, as_json: bool) -> None:
         return
     print_table(
         f"{result.campaign}: {result.subject}",
-        ["audience", "sent", "failed", "pending", "hard", "soft", "blocked", "complaints", "unsubscribes"],
+        ["", "messages"],
         [
-            (
-                result.audience,
-                result.sent,
-                result.failed,
-                result.pending,
-                result.hard_bounces,
-                result.soft_bounces,
-                result.blocked,
-                result.complaints,
-                result.unsubscribes,
-            )
+            ("audience", result.audience),
+            ("sent", result.sent),
+            ("failed", result.failed),
+            ("pending", result.pending),
+            ("hard bounces", result.hard_bounces),
+            ("soft bounces", result.soft_bounces),
+            ("blocked (policy, spam, authentication)", result.blocked),
+            ("delayed, still being tried", result.delayed),
+            ("complaints", result.complaints),
+            ("unsubscribes through its links", result.unsubscribes),
         ],
     )
     click.echo(

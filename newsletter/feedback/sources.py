@@ -3,8 +3,8 @@
 - A file holds one RFC 5322 message, unless it starts with an mbox ``From`` line: then it is an mbox
   file (read with the standard library's :mod:`mailbox`).
 - A folder with ``cur/`` or ``new/`` is a Maildir: both are read, nothing is moved or marked.
-  Any other folder: each file in it (not its subfolders) is a message, as in the file transport's
-  ``outbox/``.
+  Any other folder: each ``.eml`` file in it (not in its subfolders) is a message, as in the file
+  transport's ``outbox/``.
 - ``-`` is standard input: one message, as a Postfix ``pipe`` transport, a ``.forward`` or procmail
   hands it over (a leading ``From`` line, as ``pipe`` with flag ``F`` writes, is dropped). An mbox
   stream works too.
@@ -70,7 +70,7 @@ class MessageReader:
             maildir = [path / sub for sub in ("new", "cur") if (path / sub).is_dir()]
             for folder in maildir or [path]:
                 for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    if entry.name.startswith(".") or entry.is_dir():
+                    if entry.name.startswith(".") or entry.is_dir() or not (maildir or entry.name.endswith(".eml")):
                         continue
                     raw = self._read(Path(entry.path))
                     if raw is not None:
