@@ -100,6 +100,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/render_bench.py
 	$(BIN)/python bench/send_bench.py
 	$(BIN)/python bench/deid_recall.py
+	$(BIN)/python bench/bounce_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache outbox subscribers.db subscribers.db-*

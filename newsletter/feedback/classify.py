@@ -105,6 +105,7 @@ class Reading:
 def read(raw: bytes) -> Reading:
     """Classify one RFC 5322 message (bytes as received)."""
     message = parse.read_message(raw)
+    structure = parse.parts(message)
     reading = Reading(
         key=parse.message_key(message, raw),
         kind=FeedbackKind.OTHER,
@@ -114,13 +115,13 @@ def read(raw: bytes) -> Reading:
         sender=parse.address_of(parse.header(message, "from"))[:320],
     )
     for step in (_complaint, _delivery_report, _text_bounce, _auto_reply):
-        if step(message, reading):
+        if step(message, structure, reading):
             break
     else:
         reading.reason = "not a delivery report, complaint or auto-reply: kept for staff to read"
-    original = parse.returned_headers(message)
+    original = parse.returned_headers(structure)
     if original is None and reading.is_report:
-        original = parse.headers_in(parse.report_text(message).returned)
+        original = parse.headers_in(parse.report_text(structure).returned)
     _original_references(message, original, reading)
     return reading
 
@@ -145,8 +146,8 @@ def _finish(reading: Reading, findings: list[Finding], fallback: FeedbackKind, r
     return True
 
 
-def _complaint(message: parse.Message, reading: Reading) -> bool:
-    part = parse.find_part(message, "message/feedback-report")
+def _complaint(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
+    part = parse.find_part(structure, "message/feedback-report")
     if part is None:
         return False
     fields = parse.field_blocks(part)
@@ -164,8 +165,8 @@ def _complaint(message: parse.Message, reading: Reading) -> bool:
     return _finish(reading, findings, FeedbackKind.COMPLAINT, reason)
 
 
-def _delivery_report(message: parse.Message, reading: Reading) -> bool:
-    part = parse.find_part(message, "message/delivery-status")
+def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
+    part = parse.find_part(structure, "message/delivery-status")
     if part is None:
         return False
     failed: list[Finding] = []
@@ -207,10 +208,10 @@ def _is_text_bounce(message: parse.Message) -> bool:
     return null_sender and bool(_BOUNCE_SUBJECT.search(parse.header(message, "subject")))
 
 
-def _text_bounce(message: parse.Message, reading: Reading) -> bool:
+def _text_bounce(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
     if not _is_text_bounce(message):
         return False
-    own = parse.report_text(message).text
+    own = parse.report_text(structure).text
     lowered = own.lower()
     temporary, permanent = all_failures(message)
     named = {a.decode("ascii", "replace") for a in temporary | permanent}
@@ -247,7 +248,7 @@ def _diagnostic_near(text: str, address: str) -> str:
     return " ".join(text.split())[:DIAGNOSTIC_LIMIT]
 
 
-def _auto_reply(message: parse.Message, reading: Reading) -> bool:
+def _auto_reply(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
     auto_submitted = parse.header(message, "auto-submitted").lower()
     signs = []
     if auto_submitted and auto_submitted != "no":

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from newsletter.feedback import records
 from newsletter.feedback.classify import Reading, read
 from newsletter.feedback.match import Matcher
 from newsletter.store.engine import Store
-from newsletter.store.models import Bounce, FeedbackKind, StartedCampaign, Subscriber, utcnow
+from newsletter.store.models import FeedbackKind, StartedCampaign, Status, Subscriber, utcnow
 from newsletter.subscribers import service
 
 K = TypeVar("K")
@@ -131,45 +132,93 @@ class Ingestor:
         report = IngestReport()
         iterator = iter(messages)
         while chunk := list(itertools.islice(iterator, batch)):
-            done: list[tuple[K, Ingested]] = []
-            with self.store.session() as session:
-                for label, raw in chunk:
-                    try:
-                        reading = read(raw)
-                    except Exception as exc:  # noqa: BLE001 - untrusted input must not stop the others
-                        report.errors.append(f"{label}: cannot be read ({type(exc).__name__}: {exc})")
-                        continue
-                    result = self.apply(session, reading, raw, source)
-                    report.add(result)
-                    done.append((label, result))
+            readings: list[tuple[K, bytes, Reading]] = []
+            for label, raw in chunk:
+                try:
+                    readings.append((label, raw, read(raw)))
+                except Exception as exc:  # noqa: BLE001 - untrusted input must not stop the others
+                    report.errors.append(f"{label}: cannot be read ({type(exc).__name__}: {exc})")
+            done = self._commit(readings, source)
+            for _, result in done:
+                report.add(result)
             if on_batch is not None:
                 on_batch(done)
         return report
 
+    def _commit(self, readings: list[tuple[K, bytes, Reading]], source: str) -> list[tuple[K, Ingested]]:
+        """A batch in one transaction; should another run record one of them at the same moment, the
+        batch is redone one message at a time."""
+        try:
+            with self.store.session() as session:
+                return self._batch(session, readings, source)
+        except IntegrityError:
+            done = []
+            for label, raw, reading in readings:
+                with self.store.session() as session:
+                    done.append((label, self.apply(session, reading, raw, source)))
+            return done
+
+    def _batch(
+        self, session: Session, readings: list[tuple[K, bytes, Reading]], source: str
+    ) -> list[tuple[K, Ingested]]:
+        """Record the batch, then apply the policy to what may change someone, their rows loaded
+        in one query."""
+        connection = session.connection()
+        seen = {key: _seen(*row) for key, row in records.known(connection, [r.key for _, _, r in readings]).items()}
+        done: list[tuple[K, Ingested]] = []
+        to_act: list[tuple[int, BounceRecord]] = []
+        for label, raw, reading in readings:
+            result = seen.get(reading.key)
+            if result is None:
+                result, bounce = self._record(connection, reading, raw, source)
+                seen[reading.key] = dataclasses.replace(result, duplicate=True)
+                if bounce is not None:
+                    to_act.append((len(done), bounce))
+            done.append((label, result))
+        ids = {bounce.subscriber_id for _, bounce in to_act}
+        if ids:
+            session.scalars(select(Subscriber).where(Subscriber.id.in_(ids))).all()  # into the identity map
+        for index, bounce in to_act:
+            changed = self._act(session, bounce, source)
+            if changed:
+                label, result = done[index]
+                done[index] = (label, dataclasses.replace(result, changed=changed))
+        return done
+
     def apply(self, session: Session, reading: Reading, raw: bytes, source: str) -> Ingested:
         """Record one reading and apply the policy, in a savepoint of the caller's transaction."""
-        existing = records.find_by_key(session, reading.key)
+        connection = session.connection()
+        existing = records.known(connection, [reading.key]).get(reading.key)
         if existing is not None:
-            return _seen(existing)
+            return _seen(*existing)
         try:
             with session.begin_nested():
-                return self._apply(session, reading, raw, source)
+                result, bounce = self._record(session.connection(), reading, raw, source)
+                changed = self._act(session, bounce, source) if bounce is not None else None
+                session.flush()
         except IntegrityError:
             # Another run recorded the same message a moment ago.
-            existing = records.find_by_key(session, reading.key)
+            existing = records.known(connection, [reading.key]).get(reading.key)
             if existing is None:
                 raise
-            return _seen(existing)
+            return _seen(*existing)
+        return dataclasses.replace(result, changed=changed)
 
-    def _apply(self, session: Session, reading: Reading, raw: bytes, source: str) -> Ingested:
+    def _record(
+        self, connection: Connection, reading: Reading, raw: bytes, source: str
+    ) -> tuple[Ingested, BounceRecord | None]:
+        """Match and record one reading; the record comes back too if the policy may act on it."""
         now = self.now()
-        found = self.matcher.match(session, reading, now)
+        found = self.matcher.match(connection, reading, now)
         match, finding = found if found is not None else (None, None)
         if finding is None and reading.findings:
             finding = reading.findings[0]  # unmatched, but what it says is still evidence
         kind = finding.kind if finding is not None else reading.kind
         recipient = finding.address if finding is not None else None
-        bounce = Bounce(
+        reason = finding.reason if finding else reading.reason
+        if match is None and reading.is_report:
+            reason += "; unmatched: it names no one we mailed in the last 30 days, so it changes nothing"
+        bounce = BounceRecord(
             key=reading.key,
             received_at=now,
             source=source,
@@ -181,22 +230,37 @@ class Ingestor:
             recipient=(match.email_key if match else recipient.lower() if recipient else None),
             status_code=finding.status_code if finding else None,
             diagnostic=finding.diagnostic if finding else "",
-            reason=finding.reason if finding else reading.reason,
+            reason=reason,
             subject=reading.subject,
             sender=reading.sender,
             raw=raw[: records.RAW_LIMIT],
         )
-        session.add(bounce)
-        session.flush()
-        changed = None
-        if match is not None and kind in (FeedbackKind.HARD, FeedbackKind.SOFT, FeedbackKind.COMPLAINT):
-            changed = self._policy(session, bounce, kind, source)
-        if match is None and reading.is_report:
-            bounce.reason += "; unmatched: it names no one we mailed in the last 30 days, so it changes nothing"
-        return Ingested(bounce.id, kind, match is not None, changed=changed)
+        bounce.id = records.add(connection, {k: v for k, v in vars(bounce).items() if k != "id"})
+        result = Ingested(bounce.id, kind, match is not None)
+        acts = kind in (FeedbackKind.HARD, FeedbackKind.SOFT, FeedbackKind.COMPLAINT)
+        if match is None or not acts or Status(match.status).suppressed:
+            return result, None
+        return result, bounce
 
-    def _policy(self, session: Session, bounce: Bounce, kind: FeedbackKind, source: str) -> str | None:
-        subscriber = session.get(Subscriber, bounce.subscriber_id)
+    def _act(self, session: Session, bounce: BounceRecord, source: str) -> str | None:
+        """The policy for one recorded bounce; the status it set, if any (noted on the record too)."""
+        changed = self._policy(session, bounce, FeedbackKind(bounce.kind), source)
+        if changed:
+            records.note_change(session.connection(), bounce.id, changed, bounce.reason)
+        return changed
+
+    def _policy(self, session: Session, bounce: BounceRecord, kind: FeedbackKind, source: str) -> str | None:
+        settings = self.settings
+        if bounce.subscriber_id is None:
+            return None
+        if kind is FeedbackKind.SOFT:
+            window = settings.soft_bounce_window
+            count = records.soft_bounces_in_window(session.connection(), bounce.subscriber_id, window)
+            if not service.soft_bounces_suppress(count, settings.soft_bounce_limit):
+                return None  # recorded, and counted the next time
+        # Loaded with the batch; no autoflush: the batch's changes are written together at commit.
+        with session.no_autoflush:
+            subscriber = session.get(Subscriber, bounce.subscriber_id)
         if subscriber is None:
             return None
         why: dict[str, Any] = {
@@ -207,14 +271,11 @@ class Ingestor:
             "diagnostic": bounce.diagnostic[:500],
             "reason": bounce.reason,
         }
-        settings = self.settings
         if kind is FeedbackKind.HARD:
-            changed = service.hard_bounce(session, subscriber, actor=ACTOR, **why)
+            changed = service.hard_bounce(session, subscriber, actor=ACTOR, flush=False, **why)
         elif kind is FeedbackKind.COMPLAINT:
-            changed = service.complain(session, subscriber, actor=ACTOR, **why)
+            changed = service.complain(session, subscriber, actor=ACTOR, flush=False, **why)
         else:
-            window = settings.soft_bounce_window
-            count = records.soft_bounces_in_window(session, subscriber.id, window)
             changed = service.soft_bounce(
                 session,
                 subscriber,
@@ -222,13 +283,13 @@ class Ingestor:
                 limit=settings.soft_bounce_limit,
                 window=window,
                 actor=ACTOR,
+                flush=False,
                 **why,
             )
             if changed:
                 bounce.reason += f"; {count} soft bounces in the last {window} sends"
         if not changed:
             return None
-        bounce.changed = subscriber.status
         bounce.reason += f"; marked {subscriber.status}"
         return subscriber.status
 
@@ -241,5 +302,28 @@ class Ingestor:
         return self._slugs[campaign_id] or None
 
 
-def _seen(existing: Bounce) -> Ingested:
-    return Ingested(existing.id, FeedbackKind(existing.kind), existing.subscriber_id is not None, duplicate=True)
+def _seen(bounce_id: int, kind: str, subscriber_id: int | None) -> Ingested:
+    return Ingested(bounce_id, FeedbackKind(kind), subscriber_id is not None, duplicate=True)
+
+
+@dataclass
+class BounceRecord:
+    """The columns of one new record (written with a plain INSERT: the ORM's unit of work costs more
+    per message than everything else ingesting does)."""
+
+    key: str
+    received_at: datetime
+    source: str
+    kind: str
+    subscriber_id: int | None
+    campaign_id: int | None
+    outbox_id: int | None
+    matched_by: str | None
+    recipient: str | None
+    status_code: str | None
+    diagnostic: str
+    reason: str
+    subject: str
+    sender: str
+    raw: bytes
+    id: int = 0

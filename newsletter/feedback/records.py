@@ -9,10 +9,11 @@ and the soft-bounce policy keep their history. Erasing a person removes every re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
@@ -27,22 +28,44 @@ REPORT_KINDS = [k.value for k in FeedbackKind if k not in (FeedbackKind.AUTO_REP
 RAW_LIMIT = 1024 * 1024  # a returned message can carry a large copy; the first MiB is evidence enough
 
 
-def find_by_key(session: Session, key: str) -> Bounce | None:
-    return session.scalar(select(Bounce).where(Bounce.key == key))
+# Ingesting runs these once per message: built once, on the table (the ORM's per-statement work
+# costs more than SQLite takes to run them).
+_T = cast(Table, Bounce.__table__)
+_KNOWN = select(_T.c.key, _T.c.id, _T.c.kind, _T.c.subscriber_id).where(_T.c.key.in_(bindparam("keys", expanding=True)))
+_ADD = insert(_T).returning(_T.c.id)
+_NOTE = update(_T).where(_T.c.id == bindparam("bounce_id")).values(changed=bindparam("status"), reason=bindparam("why"))
 
 
-def soft_bounces_in_window(session: Session, subscriber_id: int, window: int) -> int:
+def known(connection: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str, int | None]]:
+    """Which of these keys are recorded already: key -> (id, kind, subscriber id)."""
+    rows = connection.execute(_KNOWN, {"keys": list(keys)})
+    return {key: (bounce_id, kind, subscriber_id) for key, bounce_id, kind, subscriber_id in rows}
+
+
+def add(connection: Connection, values: dict[str, Any]) -> int:
+    """Record one message (the columns of :class:`Bounce` but ``id``); returns its id. The unique
+    key refuses a second copy."""
+    return int(connection.execute(_ADD, values).scalar_one())
+
+
+def note_change(connection: Connection, bounce_id: int, status: str, reason: str) -> None:
+    connection.execute(_NOTE, {"bounce_id": bounce_id, "status": status, "why": reason})
+
+
+_LATEST_SENDS = (
+    select(OutboxRow.id)
+    .where(OutboxRow.subscriber_id == bindparam("subscriber_id"), OutboxRow.state == OutboxState.SENT.value)
+    .order_by(OutboxRow.sent_at.desc(), OutboxRow.id.desc())
+    .limit(bindparam("window"))
+)
+_SOFT_IN_WINDOW = select(func.count(func.distinct(_T.c.outbox_id))).where(
+    _T.c.kind == FeedbackKind.SOFT.value, _T.c.outbox_id.in_(_LATEST_SENDS.scalar_subquery())
+)
+
+
+def soft_bounces_in_window(connection: Connection, subscriber_id: int, window: int) -> int:
     """How many of the subscriber's last ``window`` sends came back as a soft bounce."""
-    latest = (
-        select(OutboxRow.id)
-        .where(OutboxRow.subscriber_id == subscriber_id, OutboxRow.state == OutboxState.SENT.value)
-        .order_by(OutboxRow.sent_at.desc(), OutboxRow.id.desc())
-        .limit(window)
-    )
-    counted = select(func.count(func.distinct(Bounce.outbox_id))).where(
-        Bounce.kind == FeedbackKind.SOFT.value, Bounce.outbox_id.in_(latest.scalar_subquery())
-    )
-    return session.scalar(counted) or 0
+    return connection.scalar(_SOFT_IN_WINDOW, {"subscriber_id": subscriber_id, "window": window}) or 0
 
 
 def retention_cutoff(settings: Settings, now: datetime) -> datetime:
