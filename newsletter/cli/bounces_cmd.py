@@ -47,7 +47,9 @@ def print_report(report: IngestReport) -> None:
 @json_option
 @click.pass_obj
 def ingest(app: App, paths: tuple[str, ...], as_json: bool) -> None:
-    """Read returned messages and apply them to the list.
+    """Read bounces from files or standard input.
+
+    Each message is classified, matched to the message it is about, and applied to the list.
 
     PATH is a message file, a Maildir folder, a folder of .eml files, an mbox file, or - for
     standard input (what a Postfix pipe transport, a .forward or procmail hands over). The same
@@ -78,7 +80,9 @@ def ingest(app: App, paths: tuple[str, ...], as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def fetch(app: App, as_json: bool) -> None:
-    """Fetch bounces from the IMAP mailbox and apply them.
+    """Read bounces from the IMAP mailbox.
+
+    They are applied as `bounces ingest` does.
 
     The mailbox is the bounce_mailbox setting (e.g. imaps://bounces@mail.harvest.example/INBOX),
     the password NEWSLETTER_IMAP_PASSWORD. Recognised messages (reports, complaints, auto-replies)
@@ -142,7 +146,9 @@ def list_(app: App, campaign: str | None, kind: str | None, limit: int, as_json:
 @json_option
 @click.pass_obj
 def show(app: App, bounce_id: int, as_json: bool) -> None:
-    """Show one message: the classification, why, and the raw message.
+    """Show one message that came back.
+
+    Its classification, why, and the raw message.
 
     A wrong suppression is undone with
     `newsletter subscribers add EMAIL --resubscribe` (logged as a staff action).
