@@ -174,7 +174,7 @@ def test_the_whole_flow(
     again = newsletter("bounces", "ingest", str(maildir), "--json", env=ENV)
     assert again.exit_code == 0
     assert json.loads(again.output) == {
-        **{k: 0 for k in expected},
+        **dict.fromkeys(expected, 0),
         "processed": 11,
         "duplicates": 11,
         "errors": [],
