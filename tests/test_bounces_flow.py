@@ -14,18 +14,14 @@ from newsletter.store.models import Source
 from newsletter.subscribers import service
 from newsletter.subscribers.service import ConsentInfo
 from tests.conftest import Newsletter
-from tests.support.bounces import Sent, arf, auto_reply, dsn, person_reply, write_maildir
+from tests.support.bounces import Sent, arf, auto_reply, dsn, person_reply, send_campaign, write_maildir
 from tests.support.campaigns import FAQ_CAMPAIGN, add_subscribers, write_campaign
 
 ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key", "NEWSLETTER_BOUNCE_ADDRESS": "bounce@news.harvest.example"}
 
 
 def sent_messages(project: Path) -> dict[str, Sent]:
-    by_recipient = {}
-    for path in sorted((project / "outbox").glob("*.eml")):
-        sent = Sent.from_file(path)
-        by_recipient[sent.to] = sent
-    return by_recipient
+    return {sent.to: sent for sent in map(Sent.from_file, (project / "outbox").glob("*.eml"))}
 
 
 def statuses(database_url: str, emails: list[str]) -> dict[str, str]:
@@ -39,11 +35,7 @@ def statuses(database_url: str, emails: list[str]) -> dict[str, str]:
 
 @pytest.fixture
 def sent_campaign(newsletter: Newsletter, project: Path, database_url: str) -> tuple[list[str], dict[str, Sent]]:
-    write_campaign(project, "faq", FAQ_CAMPAIGN)
-    emails = add_subscribers(database_url, 8)
-    result = newsletter("campaign", "send", "faq", "--transport", "file:outbox/", "--yes", "--json", env=ENV)
-    assert result.exit_code == 0, result.output
-    return emails, sent_messages(project)
+    return send_campaign(newsletter, project, database_url, 8, ENV)
 
 
 def test_every_message_goes_out_with_its_own_verp_sender(sent_campaign: tuple[list[str], dict[str, Sent]]) -> None:

@@ -12,8 +12,8 @@ import imapclient
 import pytest
 
 from tests.conftest import Newsletter
-from tests.support.bounces import Sent, arf, auto_reply, dsn, person_reply
-from tests.support.campaigns import FAQ_CAMPAIGN, add_subscribers, write_campaign
+from tests.support.bounces import Sent, arf, auto_reply, dsn, person_reply, send_campaign
+from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
 from tests.support.imap_server import ImapServer, running_dovecot
 
 SEND_ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key", "NEWSLETTER_BOUNCE_ADDRESS": "bounce@news.harvest.example"}
@@ -73,11 +73,7 @@ def test_fetch_moves_what_it_recognised_and_leaves_the_rest_unread(
     mailbox: tuple[imapclient.IMAPClient, str],
 ) -> None:
     client, folder = mailbox
-    write_campaign(project, "faq", FAQ_CAMPAIGN)
-    emails = add_subscribers(database_url, 3)
-    sent = newsletter("campaign", "send", "faq", "--transport", "file:outbox/", "--yes", env=SEND_ENV)
-    assert sent.exit_code == 0, sent.output
-    by_to = {s.to: s for s in map(Sent.from_file, (project / "outbox").glob("*.eml"))}
+    emails, by_to = send_campaign(newsletter, project, database_url, 3, SEND_ENV)
     messages = {
         "hard": dsn(by_to[emails[0]]),
         "complaint": arf(by_to[emails[1]]),
@@ -156,10 +152,7 @@ def test_send_due_fetches_bounces_first_so_they_count_for_this_run(
     mailbox: tuple[imapclient.IMAPClient, str],
 ) -> None:
     client, folder = mailbox
-    write_campaign(project, "faq", FAQ_CAMPAIGN)
-    emails = add_subscribers(database_url, 3)
-    assert newsletter("campaign", "send", "faq", "--transport", "file:outbox/", "--yes", env=SEND_ENV).exit_code == 0
-    by_to = {s.to: s for s in map(Sent.from_file, (project / "outbox").glob("*.eml"))}
+    emails, by_to = send_campaign(newsletter, project, database_url, 3, SEND_ENV)
     client.append(folder, dsn(by_to[emails[0]]).replace(b"\n", b"\r\n"))
     later = FAQ_CAMPAIGN.replace("subject: Can I", "send_at: 2026-11-01T09:00:00+00:00\nsubject: Again, can I")
     write_campaign(project, "later", later)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 
 from newsletter.delivery import ledger
 from newsletter.store.engine import Store
 from newsletter.store.models import OutboxRow, OutboxState, utcnow
 from newsletter.subscribers import service
+from tests.support.campaigns import FAQ_CAMPAIGN, add_subscribers, write_campaign
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bounces"
 BOUNCE_ADDRESS = "bounce@news.harvest.example"
@@ -221,6 +224,18 @@ def record_sends(store: Store, email: str, count: int, *, first: datetime | None
             session.flush()
             ids.append(row.id)
     return ids
+
+
+def send_campaign(
+    newsletter: Callable[..., Any], project: Path, database_url: str, count: int, env: dict[str, str]
+) -> tuple[list[str], dict[str, Sent]]:
+    """Send the FAQ campaign to ``count`` new subscribers through the file transport, as staff would;
+    their addresses, and what was sent to each, read back from the .eml files."""
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    emails = add_subscribers(database_url, count)
+    result = newsletter("campaign", "send", "faq", "--transport", "file:outbox/", "--yes", env=env)
+    assert result.exit_code == 0, result.output
+    return emails, {sent.to: sent for sent in map(Sent.from_file, (project / "outbox").glob("*.eml"))}
 
 
 def write_maildir(folder: Path, messages: list[bytes]) -> Path:
