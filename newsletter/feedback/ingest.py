@@ -13,8 +13,9 @@ For each message:
    ``soft_bounce_window`` sends came back soft. Blocked, delayed, auto-replies, anything else and
    unmatched reports are recorded and change nothing.
 
-Messages are committed in batches, each in a savepoint of its own, so one that cannot be read is
-reported and the others are kept.
+Messages are committed in batches of 200: one that cannot be read is reported and the others are
+kept, and should another run record a message of the batch at the same moment, the batch is redone
+one message at a time (each in a savepoint), so nothing is recorded twice and nothing is lost.
 """
 
 from __future__ import annotations
