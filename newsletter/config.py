@@ -4,8 +4,9 @@ Every setting is resolved from these sources, later ones winning::
 
     defaults  <  newsletter.toml (in the project folder)  <  NEWSLETTER_<NAME>  <  command-line flags
 
-Secrets (``secret_key``, ``smtp_password``, ``imap_password``) are read from the environment only: a value for them in
-``newsletter.toml`` is an error rather than silently ignored, so nobody commits one by accident.
+Secrets (``secret_key``, ``smtp_password``, ``imap_password``) are read from the environment only: a
+value for them in ``newsletter.toml`` is an error rather than silently ignored, so nobody commits one
+by accident.
 :func:`load_settings` records where each value came from, so ``newsletter config show`` can report it.
 """
 
