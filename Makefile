@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Real parts for the tests: a PostgreSQL server, Chromium for the signup page's browser test
 # (driven by Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded), and
-# SpamAssassin, which lint runs offline on every campaign's message.
-APT_PACKAGES := postgresql chromium chromium-driver spamassassin
+# SpamAssassin, which lint runs offline on every campaign's message; Dovecot for the bounce mailbox
+# (the tests start it with a throw-away configuration).
+APT_PACKAGES := postgresql chromium chromium-driver spamassassin dovecot-imapd
 # The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source; the spam
 # benchmark times SpamAssassin.
 BENCH_APT_PACKAGES := postfix spamassassin
@@ -80,8 +81,11 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter campaign status faq-addiction
 	$(BIN)/newsletter campaign status client-stories
 	@echo "Open the built emails: $(CURDIR)/build/faq-addiction.html and $(CURDIR)/build/client-stories.html"
-	@echo "The sent messages (one .eml per subscriber and campaign): $(CURDIR)/outbox/"
-	@echo "Draft the next FAQ update from what is listed above: $(BIN)/newsletter campaign new SLUG --from-faq"
+	@echo "The sent messages (one .eml per subscriber and campaign; Return-Path is the VERP envelope sender): $(CURDIR)/outbox/"
+	@echo "== 7. what comes back: a hard bounce and a complaint about two addresses the demo mailed (a rerun changes nothing)"
+	$(BIN)/newsletter bounces ingest samples/bounces/
+	$(BIN)/newsletter campaign report client-stories
+	@echo "Draft the next FAQ update from the answers listed in step 5: $(BIN)/newsletter campaign new SLUG --from-faq"
 
 test: apt-deps $(VENV)/.installed-dev check
 	$(BIN)/python -m pytest
@@ -110,6 +114,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/send_bench.py
 	$(BIN)/python bench/deid_recall.py
 	$(BIN)/python bench/spam_bench.py
+	$(BIN)/python bench/bounce_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache outbox subscribers.db subscribers.db-*

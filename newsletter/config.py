@@ -4,8 +4,9 @@ Every setting is resolved from these sources, later ones winning::
 
     defaults  <  newsletter.toml (in the project folder)  <  NEWSLETTER_<NAME>  <  command-line flags
 
-Secrets (``secret_key``, ``smtp_password``) are read from the environment only: a value for them in
-``newsletter.toml`` is an error rather than silently ignored, so nobody commits one by accident.
+Secrets (``secret_key``, ``smtp_password``, ``imap_password``) are read from the environment only: a
+value for them in ``newsletter.toml`` is an error rather than silently ignored, so nobody commits one
+by accident.
 :func:`load_settings` records where each value came from, so ``newsletter config show`` can report it.
 """
 
@@ -79,8 +80,26 @@ class Settings:
         "Topics subscribers can choose, as tag=Label pairs separated by commas",
     )
     confirm_max_age: int = _setting(7 * 24 * 3600, "Seconds a double opt-in confirmation link stays valid")
+    bounce_mailbox: str = _setting(
+        "",
+        "IMAP mailbox that bounces arrive in, e.g. imaps://bounces@mail.harvest.example/INBOX "
+        "(password: NEWSLETTER_IMAP_PASSWORD; empty: send-due fetches no bounces)",
+    )
+    bounce_processed_folder: str = _setting(
+        "Processed", "IMAP folder that `bounces fetch` moves recognised messages to (created if missing)"
+    )
+    soft_bounce_limit: int = _setting(
+        3, "Soft bounces within a subscriber's last soft_bounce_window sends that mark them bounced"
+    )
+    soft_bounce_window: int = _setting(5, "How many of a subscriber's latest sends the soft-bounce limit looks at")
+    bounce_retention_days: int = _setting(90, "Days the raw bounce messages are kept before `retention` removes them")
+    ses_topic_arns: str = _setting(
+        "",
+        "Amazon SNS topic ARNs (comma-separated) whose SES notifications POST /webhooks/ses accepts (empty: none)",
+    )
     secret_key: str = _setting("", "Key for signed links and erased-address hashes", secret=True, env_only=True)
     smtp_password: str = _setting("", "Password for SMTP AUTH", secret=True, env_only=True)
+    imap_password: str = _setting("", "Password of the bounce_mailbox IMAP account", secret=True, env_only=True)
 
     @classmethod
     def setting_names(cls) -> list[str]:

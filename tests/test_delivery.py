@@ -135,6 +135,26 @@ def test_address_failures_fail_the_row_and_bounce_the_subscriber(store: Store) -
         assert service.get(session, "reader002@example.org").status == Status.CONFIRMED
 
 
+def test_only_hard_refusals_bounce_the_subscriber_a_policy_block_or_full_mailbox_does_not(store: Store) -> None:
+    emails = populate(store, 5)
+    replies = {
+        emails[0]: PermanentFailure(550, "RCPT TO:<x> refused: 5.7.1 Message rejected as spam"),
+        emails[1]: PermanentFailure(552, "RCPT TO:<x> refused: 5.2.2 Mailbox full"),
+        emails[2]: PermanentFailure(550, "RCPT TO:<x> refused: 5.1.1 User unknown"),
+        emails[3]: PermanentFailure(550, "message refused: 4.4.7 Message expired in queue"),
+    }
+    for email, failure in replies.items():
+        MemoryTransport.fail_recipient(email, failure)
+    counts = deliver(store, start(store))
+    assert (counts.sent, counts.failed) == (1, 4)
+    with store.session() as session:
+        statuses = {email: service.get(session, email).status for email in emails}
+        event = service.get(session, emails[2]).events[-1]
+    assert statuses == {e: Status.BOUNCED if e == emails[2] else Status.CONFIRMED for e in emails}
+    assert event.detail["status_code"] == "5.1.1" and event.detail["via"] == "smtp"
+    assert "does not exist" in event.detail["reason"] and event.detail["campaign"] == "stories"
+
+
 def test_an_unknown_exception_fails_that_message_not_the_run(store: Store) -> None:
     populate(store, 3)
     MemoryTransport.fail_recipient("reader000@example.org", RuntimeError("plugin bug"))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from newsletter.config import Settings
 from newsletter.doctor import list_health
@@ -16,7 +16,7 @@ from newsletter.doctor.content import build_messages, from_domain_check, unsubsc
 from newsletter.doctor.domains import is_free_mail, organisational_domain
 from newsletter.doctor.report import Check, Status, ok
 from newsletter.store.engine import Store
-from newsletter.store.models import Event, OutboxRow, OutboxState, Source, StartedCampaign
+from newsletter.store.models import Bounce, Event, OutboxRow, OutboxState, Source, StartedCampaign
 from newsletter.store.models import Status as SubscriberStatus
 from newsletter.subscribers import service
 from newsletter.subscribers.service import ConsentInfo
@@ -132,7 +132,11 @@ def rates(store: Store) -> dict[str, Check]:
 
 def test_no_messages_sent_yet(store: Store) -> None:
     checks = rates(store)
-    assert {i: c.status for i, c in checks.items()} == {"list.complaint_rate": Status.OK, "list.bounce_rate": Status.OK}
+    assert {i: c.status for i, c in checks.items()} == {
+        "list.complaint_rate": Status.OK,
+        "list.bounce_rate": Status.OK,
+        "list.blocked": Status.OK,
+    }
     assert "No messages sent" in checks["list.complaint_rate"].message
 
 
@@ -156,11 +160,33 @@ def test_hard_bounce_rate(store: Store, bounces: int, status: str) -> None:
 
 
 def test_more_list_checks_join_through_the_hook(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    def blocked(session: object, since: datetime) -> list[Check]:
-        return [ok("list.blocked", f"no refusals since {since:%Y-%m-%d}")]
+    def extra(session: object, since: datetime) -> list[Check]:
+        return [ok("list.extra", f"looked since {since:%Y-%m-%d}")]
 
-    monkeypatch.setattr(list_health, "LIST_CHECKS", [*list_health.LIST_CHECKS, blocked])
-    assert rates(store)["list.blocked"].message == "no refusals since 2026-11-01"
+    monkeypatch.setattr(list_health, "LIST_CHECKS", [*list_health.LIST_CHECKS, extra])
+    assert rates(store)["list.extra"].message == "looked since 2026-11-01"
+
+
+def test_blocked_refusals_during_sending_and_in_bounces_are_surfaced(store: Store) -> None:
+    send_log(store, sent=10)
+    with store.session() as session:
+        campaign_id = session.scalars(select(StartedCampaign.id)).one()
+        session.execute(
+            insert(OutboxRow),
+            [
+                {"campaign_id": campaign_id, "state": OutboxState.FAILED.value, "last_code": 550,
+                 "last_error": "550 5.7.1 Message rejected as spam", "claimed_at": NOW - timedelta(days=3)},
+                {"campaign_id": campaign_id, "state": OutboxState.FAILED.value, "last_code": 550,
+                 "last_error": "550 5.1.1 No such user", "claimed_at": NOW - timedelta(days=3)},  # an address: not blocked
+                {"campaign_id": campaign_id, "state": OutboxState.FAILED.value, "last_code": 554,
+                 "last_error": "554 5.7.1 policy", "claimed_at": NOW - timedelta(days=40)},  # too old
+            ],
+        )  # fmt: skip
+        session.add(Bounce(key="k1", source="file", kind="blocked", status_code="5.7.26",
+                           diagnostic="DMARC policy of the sender domain", received_at=NOW - timedelta(days=1)))  # fmt: skip
+    check = rates(store)["list.blocked"]
+    assert check.status is Status.WARN and check.message.startswith("2 message(s) refused")
+    assert "5.7.26 DMARC policy" in check.message and "bounces list --kind blocked" in check.fix
 
 
 def test_an_unreachable_store_is_a_failed_check(project: Path) -> None:

@@ -48,3 +48,11 @@ def test_confirm_tokens_expire_and_unsubscribe_tokens_do_not(monkeypatch: pytest
 def test_urls_live_under_the_public_base_url() -> None:
     assert links.url("preferences", 1, "a@example.org").startswith("https://news.harvest.example/preferences/")
     assert links.archive_url("faq-addiction") == "https://news.harvest.example/archive/faq-addiction"
+
+
+def test_an_unsubscribe_link_from_a_campaign_names_it_and_old_links_still_work() -> None:
+    token = links.token("unsubscribe", 42, "ann@example.org", campaign_id=7)
+    claim = links.read("unsubscribe", token)
+    assert (claim.subscriber_id, claim.campaign_id) == (42, 7) and links.matches(claim, "ann@example.org")
+    assert links.read("unsubscribe", links.token("unsubscribe", 42, "ann@example.org")).campaign_id is None
+    assert links.url("unsubscribe", 42, "ann@example.org", campaign_id=7).endswith(token)

@@ -178,9 +178,7 @@ def harness(
     elif kind == "file":
         outbox = tmp_path / "outbox"
         yield Harness(
-            "file:outbox/",
-            ctx,
-            lambda: [Delivered(None, None, p.read_bytes()) for p in sorted(outbox.glob("*.eml"))],
+            "file:outbox/", ctx, lambda: [file_delivered(p.read_bytes()) for p in sorted(outbox.glob("*.eml"))]
         )
     elif kind == "console":
         yield Harness("console:", ctx, lambda: console_received(capsys.readouterr().out))
@@ -190,6 +188,14 @@ def harness(
             ctx,
             lambda: [Delivered(m.sender, [m.recipient], m.data) for m in MemoryTransport.outbox("contract")],
         )
+
+
+def file_delivered(content: bytes) -> Delivered:
+    """A file transport's .eml: the envelope sender as a first Return-Path line, then the message."""
+    first, _, data = content.partition(b"\r\n")
+    match = re.fullmatch(rb"Return-Path: <(.*)>", first)
+    assert match, first
+    return Delivered(match[1].decode(), None, data)
 
 
 # --- the contract -----------------------------------------------------------------------------
@@ -236,9 +242,9 @@ def test_several_messages_over_one_open_transport_arrive_intact(harness: Harness
     assert [r.message_id for r in results] == [s.message.message_id for s in sent]
     received = harness.received()
     assert len(received) == len(sent)
-    if received[0].recipients is None:  # the file transport keeps neither envelope nor order
-        expected = sorted(harness.normalise(s.message.data) for s in sent)
-        assert sorted(d.data or b"" for d in received) == expected
+    if received[0].recipients is None:  # the file transport keeps the sender but not the order
+        expected = sorted((s.message.sender, harness.normalise(s.message.data)) for s in sent)
+        assert sorted((d.sender, d.data or b"") for d in received) == expected
         return
     for got, want in zip(received, sent, strict=True):
         assert got.sender == want.message.sender
@@ -704,7 +710,20 @@ def test_file_resending_a_message_replaces_it_and_leaves_no_temporary_files(tmp_
         first = transport.send(OutgoingMessage(SENDER, "a@example.org", b"first\r\n", "<1@x>"))
         second = transport.send(OutgoingMessage(SENDER, "a@example.org", b"second\r\n", "<1@x>"))
     assert first.text == second.text == str(tmp_path / "outbox" / file_name("<1@x>"))
-    assert [p.read_bytes() for p in (tmp_path / "outbox").iterdir()] == [b"second\r\n"]
+    assert [p.read_bytes() for p in (tmp_path / "outbox").iterdir()] == [
+        f"Return-Path: <{SENDER}>\r\nsecond\r\n".encode()
+    ]
+
+
+def test_file_writes_the_envelope_sender_first_as_a_delivery_agent_would(tmp_path: Path) -> None:
+    with open_transport("file:outbox", context(tmp_path)) as transport:
+        transport.send(
+            OutgoingMessage("bounce+abc@news.example", "a@example.org", b"To: a@example.org\r\n\r\nHi\r\n", "<2@x>")
+        )
+        transport.send(OutgoingMessage("", "a@example.org", b"To: a@example.org\r\n\r\nHi\r\n", "<3@x>"))
+    first = (tmp_path / "outbox" / file_name("<2@x>")).read_bytes()
+    assert first.startswith(b"Return-Path: <bounce+abc@news.example>\r\nTo: a@example.org\r\n")
+    assert (tmp_path / "outbox" / file_name("<3@x>")).read_bytes().startswith(b"Return-Path: <>\r\n")
 
 
 def test_file_folder_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:

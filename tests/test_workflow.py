@@ -61,6 +61,18 @@ def test_triggers_concurrency_and_secrets() -> None:
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in previews["steps"])
 
 
+def test_the_scheduled_run_also_reads_the_bounce_mailbox() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    step = next(s for s in workflow["jobs"]["send-due"]["steps"] if "send-due" in s.get("run", ""))
+    # send-due fetches bounces first whenever the mailbox is configured; the password is a secret,
+    # the mailbox and the VERP address are plain repository variables.
+    assert step["env"]["NEWSLETTER_IMAP_PASSWORD"] == "${{ secrets.NEWSLETTER_IMAP_PASSWORD }}"
+    assert step["env"]["NEWSLETTER_BOUNCE_MAILBOX"] == "${{ vars.NEWSLETTER_BOUNCE_MAILBOX }}"
+    assert step["env"]["NEWSLETTER_BOUNCE_ADDRESS"] == "${{ vars.NEWSLETTER_BOUNCE_ADDRESS }}"
+    secrets_in_vars = [name for name, value in step["env"].items() if "PASSWORD" in name and "vars." in value]
+    assert secrets_in_vars == []
+
+
 def test_every_job_installs_from_the_hash_locked_requirements() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     for name, job in workflow["jobs"].items():

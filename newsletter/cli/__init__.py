@@ -48,6 +48,7 @@ class LazyGroup(NewsletterGroup):
     for loading the rendering stack, and ``--help`` still lists everything."""
 
     commands_by_module: ClassVar[dict[str, str]] = {
+        "bounces": "bounces_cmd:bounces",
         "init": "store_cmd:init",
         "config": "config_cmd:config",
         "doctor": "doctor_cmd:doctor",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -10,7 +11,7 @@ from newsletter.cli.app import App
 from newsletter.cli.output import interactive, json_option, print_json
 from newsletter.delivery.schedule import send_due as run_send_due
 from newsletter.delivery.transports import transport_factory
-from newsletter.errors import InputError
+from newsletter.errors import InputError, NewsletterError
 from newsletter.store.models import utcnow
 
 
@@ -37,6 +38,9 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
     """Send every campaign that is due.
 
     Due: its send_at has passed and it is not complete; partly sent campaigns are resumed.
+    With bounce_mailbox set, the bounces are fetched first (as `bounces fetch`), so addresses that
+    bounced or complained since the last run are not mailed again; a mailbox that cannot be read
+    does not stop the sends, but makes the exit status 1.
     Safe to run every few minutes from cron or CI: one run at a time holds a database lease, and
     the send ledger never sends a message twice. Exits 0 when nothing is due or all is sent, 75 when
     some messages are still pending (run again later), 1 when a campaign could not be sent.
@@ -44,6 +48,7 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
     now = _parse_now(now_text)
     settings = app.settings
     transport = transport_factory(settings)
+    bounces = _fetch_bounces(app) if settings.bounce_mailbox else None
 
     def confirm(due: list[Campaign]) -> bool:
         if yes:
@@ -57,9 +62,23 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
         return click.confirm(f"Send {len(due)} due campaign(s) now?")
 
     report = run_send_due(app.store, settings, now, transport, confirm=confirm)
+    exit_code = 1 if bounces is not None and "error" in bounces else report.exit_code
     if as_json:
-        print_json(report.as_dict())
-    elif report.locked_until is not None:
+        data = report.as_dict()
+        if bounces is not None:
+            data["bounces"] = bounces
+            data["exit_code"] = exit_code
+        print_json(data)
+        sys.exit(exit_code)
+    if bounces is not None:
+        if "error" in bounces:
+            click.echo(f"Bounces: error: {bounces['error']}", err=True)
+        else:
+            click.echo(
+                f"Bounces: {bounces['processed']} read, {bounces['suppressed']} subscriber(s) suppressed, "
+                f"{bounces['moved']} moved to {settings.bounce_processed_folder}."
+            )
+    if report.locked_until is not None:
         click.echo(
             f"Another send-due run is working (its lease runs until {report.locked_until:%Y-%m-%d %H:%M:%S}); nothing to do."
         )
@@ -74,4 +93,14 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
                 click.echo(
                     f"{item.campaign}: {r['sent']} sent, {r['failed']} failed, {r['pending']} pending of {r['audience']}"
                 )
-    sys.exit(report.exit_code)
+    sys.exit(exit_code)
+
+
+def _fetch_bounces(app: App) -> dict[str, Any]:
+    """`bounces fetch`, for the scheduled run: its report, or the one-line reason it failed."""
+    from newsletter.feedback.imap import fetch  # only runs that read a mailbox load IMAP and parsing
+
+    try:
+        return fetch(app.store, app.settings).as_dict()
+    except NewsletterError as exc:
+        return {"error": str(exc)}

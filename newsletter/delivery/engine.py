@@ -10,7 +10,9 @@ What happens to a message, by what the transport says:
 - temporary failure (4xx, no connection): retried in this run after ``retry_base`` seconds, doubling,
   up to ``max_attempts`` attempts and ``retry_max_time`` seconds; then left ``pending`` for a later run.
 - connection lost before the reply: the same, and the row is flagged ``possibly_duplicated``.
-- permanent failure (5xx): ``failed``; 550, 551 and 553 also mark the subscriber as bounced.
+- permanent failure (5xx): ``failed``; a hard one (the address does not exist, by
+  :mod:`newsletter.delivery.outcomes`) also marks the subscriber as bounced. A policy block
+  (``550 5.7.1``) or a full mailbox does not.
 - any other exception from a transport: that message ``failed``, the run goes on.
 - a transport configuration error (wrong password, untrusted certificate): the run stops, and the
   rows it had claimed go back to ``pending``.
@@ -41,6 +43,7 @@ from newsletter.delivery.ledger import (
     skip_departed,
     start_run,
 )
+from newsletter.delivery.outcomes import Outcome, Severity, classify
 from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
@@ -51,10 +54,9 @@ from newsletter.delivery.transports import (
     TransportFactory,
 )
 from newsletter.store.engine import Store
-from newsletter.store.models import StartedCampaign, Status, Subscriber, utcnow
+from newsletter.store.models import StartedCampaign, Subscriber, utcnow
 from newsletter.subscribers import service as subscriber_service
 
-ADDRESS_FAILURES = frozenset({550, 551, 553})
 CLAIM_BATCH = 25
 
 
@@ -313,22 +315,25 @@ class DeliveryRun:
     def _permanent(self, ledger: Ledger, item: Claim, following: int | None, code: int | None, error: str) -> None:
         with self._outcome(ledger, following) as db:
             ledger.failed(item.outbox_id, code, error)
-            if code in ADDRESS_FAILURES:
+            outcome = classify(code=code, diagnostic=error) if code is not None else None
+            if outcome is not None and outcome.severity is Severity.HARD:
                 # In the same transaction: the failure and the bounce are recorded together or not at all.
                 with Session(bind=db) as session:
-                    self._bounce(session, item, code, error)
+                    self._bounce(session, item, code, error, outcome)
                     session.flush()
         self.progress("failed")
 
-    def _bounce(self, session: Session, item: Claim, code: int | None, error: str) -> None:
+    def _bounce(self, session: Session, item: Claim, code: int | None, error: str, outcome: Outcome) -> None:
         subscriber = session.get(Subscriber, item.subscriber_id)
         if subscriber is not None:
-            subscriber_service.unsubscribe(
+            subscriber_service.hard_bounce(
                 session,
                 subscriber,
                 actor="delivery",
-                status=Status.BOUNCED,
+                via="smtp",
                 campaign=self.campaign.slug,
                 code=code,
-                reply=error[:500],
+                status_code=outcome.status,
+                diagnostic=error[:500],
+                reason=outcome.reason,
             )

@@ -6,7 +6,9 @@ token stays bound to the person even if an id were ever reused after an erasure,
 nothing about the address (itsdangerous payloads are signed, not encrypted).
 
 Unsubscribe and preferences tokens never expire: an unsubscribe link in a years-old email must still
-work. Confirm tokens expire after ``confirm_max_age`` seconds.
+work. Confirm tokens expire after ``confirm_max_age`` seconds. An unsubscribe link in a campaign also
+carries the campaign's id, so the campaign report can count the unsubscribes it caused without
+tracking anyone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class BadToken(NewsletterError):
 class TokenClaim:
     subscriber_id: int
     fingerprint: str
+    campaign_id: int | None = None  # the campaign whose message carried the link, if any
 
 
 class Links:
@@ -61,8 +64,10 @@ class Links:
     def fingerprint(self, email_key: str) -> str:
         return hmac.new(self._key, b"fingerprint:" + email_key.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def token(self, purpose: Purpose, subscriber_id: int, email_key: str) -> str:
+    def token(self, purpose: Purpose, subscriber_id: int, email_key: str, *, campaign_id: int | None = None) -> str:
         payload = f"{subscriber_id}-{self.fingerprint(email_key)}"
+        if campaign_id is not None:
+            payload += f"-{campaign_id}"
         return self._signers[purpose].sign(payload).decode("ascii")
 
     def read(self, purpose: Purpose, token: str) -> TokenClaim:
@@ -77,16 +82,17 @@ class Links:
             raise BadToken("this link has expired; please sign up again") from None
         except BadSignature:
             raise BadToken("this link is not valid") from None
-        subscriber_id, _, fingerprint = payload.decode("ascii", "replace").partition("-")
-        if not subscriber_id.isdigit() or len(fingerprint) != 16:
+        subscriber_id, _, rest = payload.decode("ascii", "replace").partition("-")
+        fingerprint, dash, campaign_id = rest.partition("-")
+        if not subscriber_id.isdigit() or len(fingerprint) != 16 or (dash and not campaign_id.isdigit()):
             raise BadToken("this link is not valid")
-        return TokenClaim(int(subscriber_id), fingerprint)
+        return TokenClaim(int(subscriber_id), fingerprint, int(campaign_id) if dash else None)
 
     def matches(self, claim: TokenClaim, email_key: str) -> bool:
         return hmac.compare_digest(claim.fingerprint, self.fingerprint(email_key))
 
-    def url(self, purpose: Purpose, subscriber_id: int, email_key: str) -> str:
-        return f"{self.base}/{purpose}/{self.token(purpose, subscriber_id, email_key)}"
+    def url(self, purpose: Purpose, subscriber_id: int, email_key: str, *, campaign_id: int | None = None) -> str:
+        return f"{self.base}/{purpose}/{self.token(purpose, subscriber_id, email_key, campaign_id=campaign_id)}"
 
     def archive_url(self, slug: str | None = None) -> str:
         return f"{self.base}/archive" + (f"/{quote(slug)}" if slug else "")

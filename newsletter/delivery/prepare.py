@@ -2,7 +2,7 @@
 build each recipient's message from it.
 
 Everything here is done once per campaign; per recipient, :meth:`Prepared.message_for` joins only
-the personal parts (name, address, links, Message-ID) into the prepared message.
+the personal parts (name, address, links, Message-ID, VERP sender) into the prepared message.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from newsletter.delivery.ledger import Claim
 from newsletter.delivery.links import Links
 from newsletter.delivery.mime import MessageFactory
 from newsletter.delivery.transports import OutgoingMessage
+from newsletter.delivery.verp import Verp, make_message_id
 from newsletter.errors import NewsletterError
 
 SAMPLE_RECIPIENT = "reader@example.org"
@@ -54,6 +55,7 @@ class Prepared:
     links: Links | None  # None when only building: no secret key is needed to look at a campaign
     factory: MessageFactory
     dkim: Signer | None = None
+    verp: Verp | None = None  # set when bounce_address is: each message gets its own envelope sender
 
     @property
     def web_html(self) -> str:
@@ -74,8 +76,7 @@ class Prepared:
     def message_id(self, campaign_id: int, outbox_id: int) -> str:
         # The same row always gets the same Message-ID, so a message resent after a crash can be
         # recognised as a duplicate by the receiving side.
-        tag = self._links().tag(f"message:{campaign_id}.{outbox_id}")
-        return f"<c{campaign_id}.m{outbox_id}.{tag}@{self.factory.domain}>"
+        return make_message_id(self._links(), campaign_id, outbox_id, self.factory.domain)
 
     def message_for(self, item: Claim, *, campaign_id: int) -> OutgoingMessage:
         message_id = self.message_id(campaign_id, item.outbox_id)
@@ -84,13 +85,14 @@ class Prepared:
         data = self.factory.build(
             address,
             item.name,
-            links.url("unsubscribe", item.subscriber_id, item.email_key),
+            links.url("unsubscribe", item.subscriber_id, item.email_key, campaign_id=campaign_id),
             links.url("preferences", item.subscriber_id, item.email_key),
             message_id=message_id,
         )
         if self.dkim is not None:
             data = self.dkim(data)
-        return OutgoingMessage(self.settings.from_address, address, data, message_id)
+        sender = self.verp.sender(item.outbox_id) if self.verp is not None else self.settings.from_address
+        return OutgoingMessage(sender, address, data, message_id)
 
 
 def prepare(
@@ -120,8 +122,10 @@ def prepare(
             f"see `newsletter campaign lint {campaign.slug}` and `newsletter campaign signoff`",
             report,
         )
-    links = None
+    links = verp = None
     if for_send:
         links = Links(settings.require_secret_key(), settings.public_base_url, confirm_max_age=settings.confirm_max_age)
+        if settings.bounce_address:
+            verp = Verp(settings.secret_key, settings.bounce_address)
     factory = MessageFactory(rendered, settings)
-    return Prepared(campaign, rendered, report, settings, links, factory, dkim_signer(settings, factory.domain))
+    return Prepared(campaign, rendered, report, settings, links, factory, dkim_signer(settings, factory.domain), verp)

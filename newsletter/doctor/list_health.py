@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.doctor.report import Check, fail, ok, warn
 from newsletter.errors import NewsletterError
+from newsletter.feedback.report import blocked_since
 from newsletter.store.engine import Store
 from newsletter.store.models import Event, EventKind, OutboxRow, OutboxState, utcnow
 
@@ -89,9 +90,23 @@ def hard_bounce_rate(session: Session, since: datetime) -> Iterable[Check]:
     )
 
 
-# The list checks, in order. The bounce handling (newsletter.feedback) adds its check of "blocked"
-# refusals here (policy, spam or authentication rejections by receivers), as list.blocked.
-LIST_CHECKS: list[ListCheck] = [complaint_rate, hard_bounce_rate]
+def blocked_refusals(session: Session, since: datetime) -> Iterable[Check]:
+    """Receivers refusing our mail for policy, spam or authentication reasons: about us, not an address."""
+    blocked = blocked_since(session, since)
+    if not blocked.count:
+        yield ok("list.blocked", "No receiver refused our mail as spam or by policy in the last 30 days.")
+        return
+    yield warn(
+        "list.blocked",
+        f"{blocked.count} message(s) refused as spam or by policy in the last 30 days; the newest said: "
+        f"{blocked.latest}",
+        "These refusals are about the sender, not the address: fix any failed SPF, DKIM or DMARC check above, "
+        "then read `newsletter bounces list --kind blocked` for what each receiver said.",
+    )
+
+
+# The list checks, in order; each is a function of a read-only session and the start of the window.
+LIST_CHECKS: list[ListCheck] = [complaint_rate, hard_bounce_rate, blocked_refusals]
 
 
 def list_health_checks(open_store: Callable[[], Store], now: datetime | None = None) -> list[Check]:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -280,3 +281,55 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+# Bounce handling finds a subscriber's latest sends; the (campaign, subscriber) key cannot serve that.
+Index("ix_outbox_subscriber_id", OutboxRow.subscriber_id)
+
+
+class FeedbackKind(enum.StrEnum):
+    """What a message that came back is."""
+
+    HARD = "hard"  # the address or its domain does not exist
+    SOFT = "soft"  # temporary, or a full mailbox
+    BLOCKED = "blocked"  # refused for policy, spam or authentication: about us, not the address
+    DELAYED = "delayed"  # still being tried
+    COMPLAINT = "complaint"  # "report spam" (ARF, or a provider's notification)
+    AUTO_REPLY = "auto_reply"  # out of office and the like
+    OTHER = "other"  # none of these, e.g. a person's reply: for staff to read
+
+
+class Bounce(Base):
+    """One message that came back to the bounce address (or a provider's notification), what it was
+    found to be, whom it was matched to, and the raw message as evidence for a retention period."""
+
+    __tablename__ = "bounces"
+    __table_args__ = (
+        Index("ix_bounces_subscriber_id", "subscriber_id"),
+        Index("ix_bounces_campaign_id_kind", "campaign_id", "kind"),
+        Index("ix_bounces_outbox_id", "outbox_id"),
+        Index("ix_bounces_received_at", "received_at"),
+        _check_in("kind", FeedbackKind),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # SHA-256 of the message's Message-ID (or of its bytes when it has none): the same message
+    # ingested twice is recognised and changes nothing the second time.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))  # file, stdin, imap, ses
+    kind: Mapped[str] = mapped_column(String(16))
+    # CASCADE: erasing a person erases what came back about them.
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    matched_by: Mapped[str | None] = mapped_column(String(24))  # verp, final-recipient, message-id
+    # The address the report names, lower-cased: how an unmatched report is found again for erasure.
+    recipient: Mapped[str | None] = mapped_column(String(320), index=True)
+    status_code: Mapped[str | None] = mapped_column(String(16))
+    diagnostic: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it is this kind, and what it changed
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    sender: Mapped[str] = mapped_column(String(320), default="")  # the From: address
+    changed: Mapped[str | None] = mapped_column(String(16))  # the subscriber status it set, if any
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # removed after bounce_retention_days

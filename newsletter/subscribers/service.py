@@ -54,11 +54,13 @@ __all__ = [
     "SignupOutcome",
     "add",
     "awaiting_confirmation",
+    "complain",
     "confirm",
     "confirm_request",
     "find",
     "forget",
     "get",
+    "hard_bounce",
     "is_erased",
     "log_event",
     "merge",
@@ -66,6 +68,8 @@ __all__ = [
     "reopen",
     "request_signup",
     "set_topics",
+    "soft_bounce",
+    "soft_bounces_suppress",
     "topics_of",
     "unsubscribe",
     "update_preferences",
@@ -330,6 +334,12 @@ def unsubscribe(
     **detail: Any,
 ) -> bool:
     """Stop all mail to a subscriber. Idempotent: returns False if they were already suppressed."""
+    return _suppress(session, subscriber, status, actor, detail, flush=True)
+
+
+def _suppress(
+    session: Session, subscriber: Subscriber, status: Status, actor: str, detail: dict[str, Any], *, flush: bool
+) -> bool:
     if Status(subscriber.status).suppressed:
         return False
     now = utcnow()
@@ -342,8 +352,58 @@ def unsubscribe(
         Status.BOUNCED: EventKind.BOUNCED,
         Status.COMPLAINED: EventKind.COMPLAINED,
     }[status]
-    log_event(session, subscriber, kind, actor, **detail)
+    session.add(Event(subscriber_id=subscriber.id, kind=kind.value, actor=actor, detail=detail, at=now))
+    if flush:
+        session.flush()
     return True
+
+
+def hard_bounce(session: Session, subscriber: Subscriber, *, actor: str, flush: bool = True, **reason: Any) -> bool:
+    """The address or its domain no longer takes mail: mark the subscriber bounced (suppressed).
+
+    ``reason`` goes into the event: the status code, the diagnostic, the campaign, where the bounce
+    came from. Returns False if they were already suppressed (nothing changes, nothing is logged).
+    With ``flush=False`` the change is written with the session's next flush, so a batch of bounces
+    goes to the database in one round (until then, refreshing the subscriber would undo it).
+    """
+    return _suppress(session, subscriber, Status.BOUNCED, actor, reason, flush=flush)
+
+
+def complain(session: Session, subscriber: Subscriber, *, actor: str, flush: bool = True, **reason: Any) -> bool:
+    """The subscriber reported a message as spam: mark them complained (suppressed).
+
+    Returns False if they were already suppressed. ``flush`` as for :func:`hard_bounce`.
+    """
+    return _suppress(session, subscriber, Status.COMPLAINED, actor, reason, flush=flush)
+
+
+def soft_bounces_suppress(soft_bounces: int, limit: int) -> bool:
+    """The soft-bounce rule: ``limit`` soft bounces in a subscriber's latest sends mark them bounced
+    (a limit of 0 turns the rule off)."""
+    return limit >= 1 and soft_bounces >= limit
+
+
+def soft_bounce(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    soft_bounces: int,
+    limit: int,
+    window: int,
+    actor: str,
+    flush: bool = True,
+    **reason: Any,
+) -> bool:
+    """A soft bounce was recorded, the ``soft_bounces``-th within the subscriber's last ``window`` sends.
+
+    At ``limit`` the address is treated as dead and the subscriber marked bounced; below it, nothing
+    changes (the bounce itself is kept by the caller). Returns True if the status changed.
+    ``flush`` as for :func:`hard_bounce`.
+    """
+    if not soft_bounces_suppress(soft_bounces, limit):
+        return False
+    detail = {"soft_bounces": soft_bounces, "window": window, **reason}
+    return _suppress(session, subscriber, Status.BOUNCED, actor, detail, flush=flush)
 
 
 def forget(session: Session, email: str, *, secret_key: str) -> None:

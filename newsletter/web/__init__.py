@@ -26,9 +26,11 @@ from newsletter.config import Settings, load_settings
 from newsletter.delivery.links import Links
 from newsletter.delivery.transports import TransportFactory, transport_factory
 from newsletter.errors import ConfigError, InputError
+from newsletter.feedback.sns import Fetch, fetch_https
+from newsletter.feedback.webhooks import SesWebhook
 from newsletter.store.engine import Store, open_store
 from newsletter.subscribers.addresses import clean_tag
-from newsletter.web import pages, views
+from newsletter.web import pages, views, webhooks
 from newsletter.web.emails import SignupEmails, describe_duration
 from newsletter.web.forms import MAX_FIELDS
 from newsletter.web.mailer import Mailer
@@ -47,13 +49,14 @@ def create_app(
     transport: TransportFactory | None = None,
     rate_limits: RateLimits | None = None,
     proxy_hops: int = 0,
+    sns_fetch: Fetch = fetch_https,
 ) -> Flask:
     """The Flask app for ``settings``.
 
     ``store`` defaults to the settings' database (the app then owns it and :func:`close_app`
     disposes of it); ``transport`` is a factory of unopened transports, by default the settings'
-    transport URL. Everything is checked here, so a misconfigured server fails at start, not on
-    the first signup.
+    transport URL. ``sns_fetch`` fetches SNS signing certificates (tests pass their own). Everything
+    is checked here, so a misconfigured server fails at start, not on the first signup.
     """
     secret_key = settings.require_secret_key()
     _check_topics(settings)
@@ -74,7 +77,9 @@ def create_app(
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.extensions[EXTENSION] = WebState(settings, store, links, emails, Mailer(transport), limiter, owns_store)
+    app.extensions[webhooks.EXTENSION] = SesWebhook(store, settings, fetch=sns_fetch)
     app.register_blueprint(views.bp)
+    app.register_blueprint(webhooks.bp)
     pages.register(app)
 
     @app.context_processor

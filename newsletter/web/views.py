@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import date
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
@@ -28,7 +29,7 @@ from newsletter.web import archive, forms
 from newsletter.web.forms import SignupForm
 from newsletter.web.pages import ARCHIVE_CSP
 from newsletter.web.state import WebState, web_state
-from newsletter.web.tokens import subscriber_for
+from newsletter.web.tokens import campaign_of, subscriber_and_claim, subscriber_for
 
 log = logging.getLogger(__name__)
 bp = Blueprint("newsletter", __name__)
@@ -199,8 +200,13 @@ def unsubscribe_post(token: str) -> str:
     state = web_state()
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     with state.store.session() as session:
-        subscriber = subscriber_for(session, state.links, "unsubscribe", token)
-        subscribers.unsubscribe(session, subscriber, actor="web", via="one-click" if one_click else "page")
+        subscriber, claim = subscriber_and_claim(session, state.links, "unsubscribe", token)
+        # The campaign whose link it was, for its report: a count, not a trail of anyone's clicks.
+        campaign = campaign_of(session, claim)
+        detail: dict[str, Any] = {"via": "one-click" if one_click else "page"}
+        if campaign:
+            detail["campaign"] = campaign
+        subscribers.unsubscribe(session, subscriber, actor="web", **detail)
     return render_template("unsubscribed.html")
 
 

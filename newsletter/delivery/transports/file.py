@@ -1,8 +1,9 @@
 """Writes each message as an ``.eml`` file in a folder: the demo's default transport.
 
 URLs: ``file:outbox/`` (relative to the project folder) or ``file:///absolute/path``. The file
-holds exactly the bytes an SMTP server would have received; the envelope is not kept (for this
-product the envelope recipient is the ``To:`` address).
+holds the bytes an SMTP server would have received, after a first line ``Return-Path: <sender>``
+with the envelope sender, as a delivery agent writes it: so the envelope (the VERP address with
+``bounce_address`` set) can be seen. The envelope recipient is the ``To:`` address.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class FileTransport(Transport):
             fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as file:
+                    file.write(b"Return-Path: <" + message.sender.encode("utf-8") + b">\r\n")
                     file.write(message.data)
                 os.replace(temp, path)
             except BaseException:
