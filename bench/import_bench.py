@@ -1,9 +1,14 @@
 """Benchmark: `newsletter subscribers import` on a generated signup export.
 
-Compares, in the same run, the whole command with the work that cannot be avoided: validating the same
-addresses with email-validator alone plus a raw ``sqlite3.executemany`` of the rows into the same table.
-Target: at most 1.5x. Also checks that memory does not grow with the file: peak RSS at 100,000 rows
-within 1.5x of that at 20,000 rows.
+Compares, in the same run, the whole command (process start-up included) with the work that cannot be
+avoided, done by hand in one process: validating the same addresses with email-validator, parsing each
+row's signup time, and a raw ``sqlite3.executemany`` of the rows into the same table. Target: at most 1.5x.
+Also checks that memory does not grow with the file: peak RSS at 100,000 rows within 1.5x of that at
+20,000 rows.
+
+The export has what form tools write: a signup time (``YYYY-MM-DD HH:MM:SS``, in the ``timezone``
+setting), first and last names, the address, the topics chosen (labels, one to three, some none) and a
+consent column (every 50th row says no, and is not imported).
 
 Run: ``make bench`` (or ``.venv/bin/python bench/import_bench.py [--rows N]``).
 """
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 BASELINE = r"""
@@ -30,8 +36,11 @@ with open(path, encoding="utf-8-sig", newline="") as f:
     reader = csv.reader(f)
     next(reader)
     for row in reader:
+        if row[5] != "yes":
+            continue
         email = validate_email(row[3], check_deliverability=False).normalized
-        rows.append((email, email.lower(), f"{row[1]} {row[2]}", "pending", "import", now, now))
+        signed_up = datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
+        rows.append((email, email.lower(), f"{row[1]} {row[2]}", "pending", "import", signed_up.isoformat(), now))
 connection = sqlite3.connect(db)
 connection.execute("PRAGMA journal_mode=WAL")
 connection.executemany(
@@ -40,14 +49,25 @@ connection.executemany(
 connection.commit()
 """
 
+TOPICS = ["FAQ updates", "FAQ updates, Client stories", "Clinic news", "", "Client stories; Clinic news",
+          "FAQ updates, Client stories, Clinic news"]  # fmt: skip
+
 
 def generate(path: Path, rows: int) -> None:
+    start = datetime(2026, 1, 1, 8, 0, 0)
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(["Submitted At", "First Name", "Last Name", "Email Address", "Topics"])
+        writer.writerow(["Submitted At", "First Name", "Last Name", "Email Address", "Topics", "Consent"])
         for index in range(rows):
             writer.writerow(
-                ["2026-09-01 09:12", f"First{index}", f"Last, {index}", f"person.{index}@example.org", "FAQ updates"]
+                [
+                    (start + timedelta(seconds=97 * index)).isoformat(" "),
+                    f"First{index}",
+                    f"Last, {index}",
+                    f"person.{index}@example.org",
+                    TOPICS[index % len(TOPICS)],
+                    "no" if index % 50 == 49 else "yes",
+                ]
             )
 
 
