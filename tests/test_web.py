@@ -829,7 +829,10 @@ def test_the_wsgi_entry_point_reads_the_project_settings(
         behind_proxy = {"REMOTE_ADDR": "127.0.0.1"}
         forwarded = {"X-Forwarded-For": "198.51.100.7"}
         response = client.post(
-            "/subscribe", data={"email": "ana@example.org"}, headers=forwarded, environ_base=behind_proxy
+            "/subscribe",
+            data={"email": "ana@example.org", "topic": "faq-updates"},
+            headers=forwarded,
+            environ_base=behind_proxy,
         )
         assert response.status_code == 200
     finally:
