@@ -53,6 +53,7 @@ class LazyGroup(NewsletterGroup):
         "subscribers": "subscribers_cmd:subscribers",
         "campaign": "campaign_cmd:campaign_group",
         "send-due": "schedule_cmd:send_due",
+        "retention": "retention_cmd:retention",
         "serve": "web_cmd:serve",
         "web": "web_cmd:web",
     }

@@ -312,18 +312,22 @@ def unsubscribe(app: App, email: str, as_json: bool) -> None:
 def forget(app: App, email: str, yes: bool, as_json: bool) -> None:
     """Erase a person under GDPR Article 17.
 
-    Deletes all their data and keeps only a keyed hash of the address, so it stays suppressed.
+    Deletes all their data and keeps only a keyed hash of the address, so it stays suppressed. The
+    outbox keeps its counts but loses their rows' error texts, and the .eml files the file:
+    transport wrote for them are deleted where still there.
     Needs NEWSLETTER_SECRET_KEY. Rotating that key later lets erased addresses be added again.
     """
-    secret_key = app.settings.require_secret_key()
+    from newsletter.delivery import erasure
+
+    app.settings.require_secret_key()
     if not yes and interactive():
         click.confirm(f"Erase everything stored about {email.strip()}? This cannot be undone", abort=True)
-    with app.store.session() as session:
-        service.forget(session, email, secret_key=secret_key)
+    erased = erasure.forget(app.store, app.settings, email)
     if as_json:
-        print_json({"erased": True})
+        print_json({"erased": True, "files_removed": erased.files_removed})
     else:
-        click.echo("Erased. Only a keyed hash of the address remains, to keep it suppressed.")
+        files = f" {erased.files_removed} copies of their messages were deleted." if erased.files_removed else ""
+        click.echo(f"Erased. Only a keyed hash of the address remains, to keep it suppressed.{files}")
 
 
 @subscribers.command()

@@ -555,7 +555,7 @@ class _Writer:
         )
         # The rows just inserted are those above the previous highest id; a row someone else added
         # meanwhile (the web form) is not in this batch, so it is not in ids either.
-        ids = dict(self.session.execute(_NEW_SINCE, {"before": before}).tuples().all())
+        ids = {key: id_ for key, id_ in self.session.execute(_NEW_SINCE, {"before": before})}
         self.insert_tags([(ids[r.address.key], tag) for r in rows for tag in r.tags])
         # Every other way in logs an event in the same transaction as the insert, and ids only grow:
         # the new rows without an event are exactly this batch's.
@@ -595,7 +595,7 @@ class _Writer:
             )
             .returning(Event.subscriber_id, Event.id)
         )
-        return dict(result.tuples().all())
+        return {subscriber_id: event_id for subscriber_id, event_id in result}
 
     def _update(self, subscriber_id: int, plan: Merge) -> None:
         changes: dict[str, Any] = {}
