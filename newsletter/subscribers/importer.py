@@ -86,7 +86,7 @@ SUBMITTED_HEADERS = (
 )  # fmt: skip
 # A question used as a header: "Which topics would you like?", "I agree to receive emails from...".
 _TOPIC_WORDS = frozenset({"topic", "topics", "interest", "interests"})
-_CONSENT_WORDS = frozenset({"consent", "gdpr"})
+_CONSENT_WORDS = frozenset({"consent", "gdpr", "permission", "permissions"})
 _CONSENT_STARTS = ("i agree", "i consent", "i accept", "i would like to receive", "yes i")
 _TIME_WORDS = frozenset({"time", "date", "timestamp", "at", "on", "when"})
 _NON_WORD = re.compile(r"[^0-9a-z]+")
