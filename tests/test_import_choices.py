@@ -383,7 +383,7 @@ def test_cli_import_reports_the_new_fields_and_takes_the_flags(newsletter: Newsl
     data = json.loads(result.output)
     assert data["no_consent"] == [{"line": 3, "email": "bo@example.org"}]
     assert data["unknown_topics"] == [] and data["ignored_columns"] == ["Source"]
-    text = newsletter(*args[:6], "--dry-run")  # without the topic map
+    text = newsletter(*args[:7], "--dry-run")  # without the topic map
     assert "without consent 1" in text.output and "line 3" in text.output and "bo@example.org" not in text.output
     assert "unknown topics (not given to anyone; map them with --topic-map): News from the clinic" in text.output
     assert "ignored columns: Source" in text.output
