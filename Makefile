@@ -58,15 +58,17 @@ install-apt:
 demo: $(VENV)/.installed
 	@echo "== 1. init the store (subscribers.db, embedded SQLite)"
 	$(BIN)/newsletter init
-	@echo "== 2. import the sample signup export (example.org addresses only)"
-	$(BIN)/newsletter subscribers import samples/signup-export.csv --confirmed --tag faq-updates --tag client-stories
+	@echo "== 2. import the sample signup export (example.org addresses only): each person's own topics,"
+	@echo "      consent and signup time; those who said no to consent are not imported"
+	$(BIN)/newsletter subscribers import samples/signup-export.csv --confirmed
 	@echo "== 3. lint the FAQ and the seed campaigns, and build the campaigns into build/"
 	$(BIN)/newsletter faq lint
 	$(BIN)/newsletter campaign lint faq-addiction
 	$(BIN)/newsletter campaign lint --strict client-stories
 	$(BIN)/newsletter campaign build faq-addiction -o build
 	$(BIN)/newsletter campaign build client-stories -o build
-	@echo "== 4. send the seed campaigns through the file transport into outbox/ (a rerun sends nothing twice)"
+	@echo "== 4. send the seed campaigns, each to those who chose its topic, through the file transport into"
+	@echo "      outbox/ (a rerun sends nothing twice)"
 	@echo "$(BIN)/newsletter campaign send faq-addiction --transport file:outbox/ --yes"
 	@echo "$(BIN)/newsletter campaign send client-stories --transport file:outbox/ --yes"
 	@# Links are signed with the developer's NEWSLETTER_SECRET_KEY if set, else with a throwaway key;

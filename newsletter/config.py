@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import tomllib
 import urllib.parse
+import zoneinfo
 from collections.abc import Iterable, Mapping
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +100,14 @@ class Settings:
         "",
         "Amazon SNS topic ARNs (comma-separated) whose SES notifications POST /webhooks/ses accepts (empty: none)",
     )
+    timezone: str = _setting("UTC", "IANA time zone for times given without one, e.g. in imported signup exports")
+    # Retention: how long personal data is kept once it is no longer needed (see `newsletter retention`).
+    pending_retention_days: int = _setting(30, "Days before signups never confirmed are erased")
+    outbox_error_retention_days: int = _setting(90, "Days before the error text of an outbox row is cleared")
+    ip_hash_retention_days: int = _setting(365, "Days before the hashed IP in a consent record is cleared")
+    consent_retention_days: int = _setting(
+        3 * 365, "Days a consent record is kept, as proof, after its subscriber has left the list"
+    )
     secret_key: str = _setting("", "Key for signed links and erased-address hashes", secret=True, env_only=True)
     smtp_password: str = _setting("", "Password for SMTP AUTH", secret=True, env_only=True)
     imap_password: str = _setting("", "Password of the bounce_mailbox IMAP account", secret=True, env_only=True)
@@ -145,6 +156,11 @@ class Settings:
                 choices[tag.strip()] = label.strip() or tag.strip()
         return choices
 
+    @property
+    def zone(self) -> tzinfo:
+        """The ``timezone`` setting as a time zone; a name the time zone database does not know is an error."""
+        return _zone(self.timezone)
+
     def require_secret_key(self) -> str:
         if not self.secret_key:
             raise ConfigError(
@@ -152,6 +168,18 @@ class Settings:
             )
         check_secret_key(self.secret_key)
         return self.secret_key
+
+
+@functools.cache
+def _zone(name: str) -> tzinfo:
+    if name.strip().upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"timezone {name!r} is not a time zone name; use an IANA name such as UTC or America/New_York"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +291,7 @@ def load_settings(
         settings.resolved_database_url  # noqa: B018 - validates the URL early
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError, ValueError... for a malformed URL
         raise ConfigError(f"database_url is not a valid database URL ({exc})") from None
+    settings.zone  # noqa: B018 - an unknown time zone fails here, not halfway through an import
     return ResolvedSettings(settings, sources)
 
 

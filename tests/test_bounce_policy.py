@@ -11,11 +11,10 @@ from sqlalchemy import select
 
 from newsletter.config import Settings
 from newsletter.delivery.verp import Verp
-from newsletter.feedback import records
 from newsletter.feedback.ingest import Ingestor
 from newsletter.store.engine import Store
 from newsletter.store.models import Bounce, Source, Status, utcnow
-from newsletter.subscribers import service
+from newsletter.subscribers import retention, service
 from newsletter.subscribers.service import ConsentInfo
 from tests.support.bounces import BOUNCE_ADDRESS, Sent, dsn
 from tests.support.bounces import record_sends as sends
@@ -126,13 +125,13 @@ def test_raw_messages_are_removed_after_the_retention_period(store: Store, polic
     ingest(store, policy_settings, soft(message("fay@example.org", row)), now=recent)
     assert policy_settings.bounce_retention_days == 90
     with store.session() as session:
-        removed = records.delete_raw_before(session, records.retention_cutoff(policy_settings, now))
-    assert removed == 2
+        report = retention.apply_policy(session, policy_settings, now)
+    assert report.count_of("raw-bounces") == 2
     with store.session() as session:
         kept = session.scalars(select(Bounce).order_by(Bounce.id)).all()
         # the matched old one keeps its classification, the unmatched old one is gone, the recent one is whole
         assert [(b.kind, b.raw is None) for b in kept] == [("hard", True), ("soft", False)]
-        assert records.delete_raw_before(session, records.retention_cutoff(policy_settings, now)) == 0
+        assert retention.apply_policy(session, policy_settings, now).count_of("raw-bounces") == 0
 
 
 def test_erasure_removes_every_record_about_the_person(store: Store, policy_settings: Settings) -> None:
@@ -149,8 +148,7 @@ def test_erasure_removes_every_record_about_the_person(store: Store, policy_sett
         now=utcnow() + timedelta(days=45),  # past the 30 days, so the second stays unmatched
     )
     with store.session() as session:
-        person = service.get(session, "gil@example.org")
-        assert records.delete_for_subscriber(session, person) == 2
+        assert len(session.scalars(select(Bounce.id)).all()) == 3
         service.forget(session, "gil@example.org", secret_key=SECRET)
     with store.session() as session:
         left = session.scalars(select(Bounce.recipient)).all()

@@ -36,10 +36,17 @@ def test_precedence_is_default_then_file_then_environment_then_flag(tmp_path: Pa
 def test_every_setting_can_come_from_the_environment(tmp_path: Path, name: str) -> None:
     kind = Settings.__dataclass_fields__[name].type
     long_text = "x-value-0123456789abcdef0123456789"  # long enough for the secret key too
-    value = {"float": "2.5", "int": "3"}.get(kind, "sqlite:///other.db" if name == "database_url" else long_text)
+    special = {"database_url": "sqlite:///other.db", "timezone": "America/New_York"}
+    value = {"float": "2.5", "int": "3"}.get(kind, special.get(name, long_text))
     resolved = load_settings(tmp_path, environ={f"NEWSLETTER_{name.upper()}": value})
     assert str(getattr(resolved.settings, name)) == value
     assert resolved.sources[name] == f"env NEWSLETTER_{name.upper()}"
+
+
+def test_an_unknown_time_zone_is_refused_when_the_settings_are_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="timezone 'Mars/Olympus' is not a time zone"):
+        load_settings(tmp_path, environ={"NEWSLETTER_TIMEZONE": "Mars/Olympus"})
+    assert str(load_settings(tmp_path, environ={"NEWSLETTER_TIMEZONE": "Europe/Paris"}).settings.zone) == "Europe/Paris"
 
 
 def test_secrets_in_the_config_file_are_refused(tmp_path: Path) -> None:

@@ -38,12 +38,14 @@ from tests.support.web import (
     BASE,
     SECRET,
     add_subscriber,
+    confirm_path,
     erase,
     find,
     link_in,
     links,
     make_app,
     parse,
+    request_signup,
     sent,
     snapshot,
     text_of,
@@ -55,7 +57,8 @@ IP = "192.0.2.10"
 
 
 def subscribe(client: FlaskClient, address: str, *, ip: str = IP, **fields: object):  # type: ignore[no-untyped-def]
-    data = {"email": address, "name": "", **fields}
+    """A form request; with one topic ticked unless ``topic`` says otherwise (none is ticked in advance)."""
+    data = {"email": address, "name": "", "topic": ["faq-updates"], **fields}
     return client.post("/subscribe", data=data, environ_base={"REMOTE_ADDR": ip})
 
 
@@ -176,7 +179,7 @@ def test_a_new_address_becomes_pending_with_its_consent_and_gets_a_confirmation(
 def test_the_consent_origin_is_the_embedding_page_without_its_query(client: FlaskClient, store: Store) -> None:
     client.post(
         "/subscribe",
-        data={"email": "bo@example.org"},
+        data={"email": "bo@example.org", "topic": "clinic-news"},
         headers={"Referer": "https://harvest.example/contact?utm=x#form"},
     )
     subscriber = find(store, "bo@example.org")
@@ -240,17 +243,68 @@ def test_a_confirmed_subscriber_is_not_changed_by_a_stranger(app: Flask, client:
     assert client.get(link_in(message, "unsubscribe")).status_code == 200
 
 
-def test_a_pending_request_again_takes_the_newest_choices_and_a_new_consent(
-    app: Flask, client: FlaskClient, store: Store
-) -> None:
-    add_subscriber(store, "ana@example.org", Status.PENDING, tags=("faq-updates", "imported"))
-    subscribe(client, "ana@example.org", name="Ana", topic=["clinic-news"])
-    subscriber = find(store, "ana@example.org")
-    assert subscriber is not None
-    assert (subscriber.status, subscriber.name) == ("pending", "Ana")
-    assert subscriber.tag_names == ["clinic-news", "imported"]  # a tag outside the topics stays
-    assert [c.method for c in subscriber.consents] == ["manual", "form"]
-    assert len(sent(app)) == 1
+def test_a_stranger_cannot_change_a_pending_signup(app: Flask, client: FlaskClient, store: Store) -> None:
+    """Point 3: the owner asks, a stranger asks again for the same address with other choices; the
+    owner's link confirms the owner's request, and the stranger's changes nothing on its own."""
+    subscribe(client, "ana@example.org", name="Ana", topic=["faq-updates"])
+    subscribe(client, "Ana@Example.org", ip="198.51.100.7", name="Mallory", topic=["client-stories"])
+    ana = find(store, "ana@example.org")
+    assert ana is not None
+    assert (ana.status, ana.name, ana.tag_names) == ("pending", "Ana", ["faq-updates"])
+    assert [c.confirmed_at for c in ana.consents] == [None, None]
+    owners, strangers = sent(app)
+    assert owners.recipient.lower() == strangers.recipient.lower() == "ana@example.org"
+    assert link_in(owners, "confirm") != link_in(strangers, "confirm")
+
+    # Each link's page says what it confirms.
+    page = client.get(link_in(owners, "confirm")).get_data(as_text=True)
+    assert "FAQ updates" in page and "Ana" in page and "Client stories" not in page and "Mallory" not in page
+    assert "Client stories" in client.get(link_in(strangers, "confirm")).get_data(as_text=True)
+
+    response = client.post(link_in(owners, "confirm"))
+    assert response.status_code == 200 and b"You're subscribed" in response.data
+    ana = find(store, "ana@example.org")
+    assert ana is not None
+    assert (ana.status, ana.name, ana.tag_names) == ("confirmed", "Ana", ["faq-updates"])
+    owner_consent, stranger_consent = ana.consents
+    confirmed_event = [e for e in ana.events if e.kind == EventKind.CONFIRMED][-1]
+    assert owner_consent.confirm_event_id == confirmed_event.id and owner_consent.confirmed_at is not None
+    assert stranger_consent.confirmed_at is None and stranger_consent.ip_hash != owner_consent.ip_hash
+    # Pressing the owner's link again changes nothing more.
+    before = snapshot(store)
+    assert client.post(link_in(owners, "confirm")).status_code == 200
+    assert snapshot(store) == before
+
+
+def test_each_link_confirms_its_own_request_whatever_the_order(app: Flask, client: FlaskClient, store: Store) -> None:
+    """The later request's link, pressed first, confirms the later request: its name, topics and consent."""
+    subscribe(client, "bo@example.org", name="Bo", topic=["faq-updates"])
+    subscribe(client, "bo@example.org", name="Bo Example", topic=["clinic-news", "client-stories"])
+    first, second = sent(app)
+    client.post(link_in(second, "confirm"))
+    bo = find(store, "bo@example.org")
+    assert bo is not None
+    assert (bo.status, bo.name, bo.tag_names) == ("confirmed", "Bo Example", ["client-stories", "clinic-news"])
+    assert [c.confirmed_at is not None for c in bo.consents] == [False, True]
+    confirmed = [e for e in bo.events if e.kind == EventKind.CONFIRMED]
+    assert len(confirmed) == 1 and confirmed[0].detail["topics"] == ["client-stories", "clinic-news"]
+    # The first link still confirms exactly its own request, if its owner presses it.
+    client.post(link_in(first, "confirm"))
+    bo = find(store, "bo@example.org")
+    assert bo is not None and (bo.name, bo.tag_names) == ("Bo", ["faq-updates"])
+    assert [c.confirmed_at is not None for c in bo.consents] == [True, True]
+
+
+def test_a_pending_request_keeps_tags_staff_gave(app: Flask, client: FlaskClient, store: Store) -> None:
+    add_subscriber(store, "cy@example.org", Status.PENDING, tags=("faq-updates", "imported"))
+    subscribe(client, "cy@example.org", name="Cy", topic=["clinic-news"])
+    cy = find(store, "cy@example.org")
+    assert cy is not None and (cy.name, cy.tag_names) == ("", ["faq-updates", "imported"])
+    client.post(link_in(sent(app)[0], "confirm"))
+    cy = find(store, "cy@example.org")
+    assert cy is not None and cy.status == "confirmed"
+    assert (cy.name, cy.tag_names) == ("Cy", ["clinic-news", "imported"])  # a tag outside the topics stays
+    assert [c.method for c in cy.consents] == ["manual", "form"] and cy.consents[1].confirmed_at is not None
 
 
 def test_leaving_and_asking_again_stays_unsubscribed_until_the_new_confirmation(
@@ -438,28 +492,35 @@ def test_preferences_refuse_an_incomplete_post_and_change_nothing_for_someone_wh
 # --- tokens -----------------------------------------------------------------------------------------
 
 
-def _bad_tokens(store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str]]:
+def _bad_tokens(client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str]]:
     """(route purpose, token) for every kind of token that must be refused."""
-    ana = add_subscriber(store, "ana@example.org", Status.PENDING)
-    bo = add_subscriber(store, "bo@example.org", Status.PENDING)
-    gone = add_subscriber(store, "gone@example.org", Status.PENDING)
+    keys = {name: request_signup(store, f"{name}@example.org") for name in ("ana", "bo", "gone")}
+    ana, bo, gone = (find(store, f"{name}@example.org") for name in keys)
+    assert ana is not None and bo is not None and gone is not None
+    # Confirm links name the signup request; the others name the subscriber.
+    key_of = {s.id: {"confirm": keys[s.email_key.split("@")[0]]} for s in (ana, bo, gone)}
+
+    def key(purpose: str, subscriber: Subscriber) -> int | str:
+        return key_of[subscriber.id].get(purpose, subscriber.id)
+
     ours = links()
     forged = Links("another-secret-key-entirely", BASE)
-    tokens = {
-        purpose: ours.token(purpose, ana.id, ana.email_key) for purpose in ("confirm", "unsubscribe", "preferences")
-    }
-    gone_tokens = {p: ours.token(p, gone.id, gone.email_key) for p in ("confirm", "unsubscribe", "preferences")}
+    purposes = ("confirm", "unsubscribe", "preferences")
+    tokens = {purpose: ours.token(purpose, key(purpose, ana), ana.email_key) for purpose in purposes}
+    gone_tokens = {p: ours.token(p, key(p, gone), gone.email_key) for p in purposes}
+    for purpose, token in tokens.items():
+        assert client.get(f"/{purpose}/{token}").status_code == 200, purpose  # the good ones work
     erase(store, "gone@example.org")
     with monkeypatch.context() as patch:
         patch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 8 * 86400)
-        expired = ours.token("confirm", ana.id, ana.email_key)
+        expired = ours.token("confirm", key("confirm", ana), ana.email_key)
     bad: dict[str, tuple[str, str]] = {}
     for purpose, token in tokens.items():
         other = "preferences" if purpose == "unsubscribe" else "unsubscribe"
-        bad[f"{purpose}-forged"] = (purpose, forged.token(purpose, ana.id, ana.email_key))  # type: ignore[arg-type]
+        bad[f"{purpose}-forged"] = (purpose, forged.token(purpose, key(purpose, ana), ana.email_key))  # type: ignore[arg-type]
         bad[f"{purpose}-truncated"] = (purpose, token[:-4])
         bad[f"{purpose}-swapped"] = (other, token)
-        bad[f"{purpose}-other-subscriber"] = (purpose, ours.token(purpose, bo.id, ana.email_key))  # type: ignore[arg-type]
+        bad[f"{purpose}-other-subscriber"] = (purpose, ours.token(purpose, key(purpose, bo), ana.email_key))  # type: ignore[arg-type]
         bad[f"{purpose}-erased"] = (purpose, gone_tokens[purpose])
         bad[f"{purpose}-garbage"] = (purpose, "ünïcödé" + token)
         bad[f"{purpose}-huge"] = (purpose, "A" * 5000)
@@ -472,7 +533,7 @@ def _bad_tokens(store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, tupl
 def test_every_bad_token_is_refused_without_a_change(
     client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
-    bad = _bad_tokens(store, monkeypatch)
+    bad = _bad_tokens(client, store, monkeypatch)
     before = snapshot(store)
     for kind, (purpose, token) in bad.items():
         data = {"List-Unsubscribe": "One-Click", "action": "save", "paused": "1"}
@@ -485,11 +546,13 @@ def test_every_bad_token_is_refused_without_a_change(
 def test_confirm_links_expire_and_unsubscribe_links_never_do(
     client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ana = add_subscriber(store, "ana@example.org", Status.PENDING)
+    request = request_signup(store, "ana@example.org")
+    ana = find(store, "ana@example.org")
+    assert ana is not None
     ten_years_ago = int(time.time()) - 10 * 365 * 86400
     with monkeypatch.context() as patch:
         patch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda self: ten_years_ago)
-        confirm, unsubscribe = token_path("confirm", ana), token_path("unsubscribe", ana)
+        confirm, unsubscribe = confirm_path(request, ana), token_path("unsubscribe", ana)
         preferences = token_path("preferences", ana)
     response = client.post(confirm)
     assert response.status_code == 400 and b"expired" in response.data
@@ -499,11 +562,12 @@ def test_confirm_links_expire_and_unsubscribe_links_never_do(
     assert left is not None and left.status == "unsubscribed"
 
 
-@pytest.mark.parametrize("path", ["/unsubscribe", "/preferences", "/confirm"])
+@pytest.mark.parametrize("path", ["/unsubscribe", "/confirm"])
 def test_links_without_a_token_get_a_friendly_page(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
     assert b"Use the link in your email" in response.data and b"hello@harvest.example" in response.data
+    assert b'href="/preferences"' in response.data  # where a new link can be asked for
 
 
 # --- archive ----------------------------------------------------------------------------------------
@@ -765,7 +829,10 @@ def test_the_wsgi_entry_point_reads_the_project_settings(
         behind_proxy = {"REMOTE_ADDR": "127.0.0.1"}
         forwarded = {"X-Forwarded-For": "198.51.100.7"}
         response = client.post(
-            "/subscribe", data={"email": "ana@example.org"}, headers=forwarded, environ_base=behind_proxy
+            "/subscribe",
+            data={"email": "ana@example.org", "topic": "faq-updates"},
+            headers=forwarded,
+            environ_base=behind_proxy,
         )
         assert response.status_code == 200
     finally:

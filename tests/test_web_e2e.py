@@ -132,10 +132,31 @@ def test_signup_confirm_campaign_and_one_click_unsubscribe(browser: Browser, tmp
             assert button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(47, 93, 70)"
             assert not page.locator("#nl-website").is_visible() or page.locator("#nl-website").bounding_box()["x"] < 0  # type: ignore[index]
             screenshots(page, "subscribe")
+            # No topic is ticked in advance: consent is chosen, not assumed.
+            for label in ("FAQ updates", "Client stories", "Clinic news"):
+                expect(page.get_by_label(label)).not_to_be_checked()
             page.get_by_label("Email address").fill("ana@example.org")
             page.get_by_label("Name (optional)").fill("Ana")
-            page.get_by_label("Client stories").uncheck()
             button.click()
+            # Without a topic the form comes back: the error by the topics, what was typed still there.
+            expect(page.get_by_role("alert")).to_contain_text("Please choose at least one topic.")
+            topics = page.get_by_role("group", name="Topics")
+            expect(topics).to_contain_text("Please choose at least one topic.")
+            error_box = page.locator("#nl-topic-error").bounding_box()
+            first_topic = page.get_by_label("FAQ updates").bounding_box()
+            assert error_box is not None and first_topic is not None and error_box["y"] < first_topic["y"]
+            expect(page.get_by_label("Email address")).to_have_value("ana@example.org")
+            expect(page.get_by_label("Name (optional)")).to_have_value("Ana")
+            assert page.locator("#nl-topic-error").evaluate("e => getComputedStyle(e).color") == "rgb(155, 44, 31)"
+            screenshots(page, "subscribe-error")
+            # The form came back as a 400 (nothing was done), which the browser notes; nothing else.
+            assert problems == ["Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"]
+            problems.clear()
+            app.extensions["newsletter"].mailer.join()
+            assert handler.received == [] and find(store, "ana@example.org") is None
+            page.get_by_label("FAQ updates").check()
+            page.get_by_label("Clinic news").check()
+            page.get_by_role("button", name="Subscribe").click()
             expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
             screenshots(page, "check-inbox")
 
@@ -153,9 +174,10 @@ def test_signup_confirm_campaign_and_one_click_unsubscribe(browser: Browser, tmp
             screenshots(email_view, "confirmation-email")
             email_view.close()
 
-            # 3. Opening the link changes nothing; the button confirms.
+            # 3. Opening the link changes nothing; the page says what it confirms; the button confirms.
             page.goto(match[0])
             assert find(store, "ana@example.org").status == "pending"  # type: ignore[union-attr]
+            expect(page.get_by_text("FAQ updates, Clinic news")).to_be_visible()
             screenshots(page, "confirm")
             page.get_by_role("button", name="Confirm my subscription").click()
             expect(page.get_by_role("heading", name="You're subscribed")).to_be_visible()

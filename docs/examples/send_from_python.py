@@ -41,7 +41,9 @@ def main() -> None:
         init_store(settings.resolved_database_url)
         store = open_store(settings.resolved_database_url)
         try:
-            # 1. Import the signup export: one transaction, a report of what happened to each row.
+            # 1. Import the signup export: one transaction, a report of what happened to each row. Each
+            #    person gets the topics they chose (labels matched to the topics' titles in the settings),
+            #    and a consent record with their signup time; a row that says no to consent is left out.
             with open_csv(str(REPO / "samples" / "signup-export.csv")) as stream, store.session() as session:
                 report = import_csv(
                     session,
@@ -49,17 +51,21 @@ def main() -> None:
                     origin="signup-export.csv",
                     wording_version=settings.consent_version,
                     confirmed=True,
-                    tags=["faq-updates"],
+                    topic_choices=settings.topic_choices,
+                    zone=settings.zone,
                     secret_key=settings.secret_key,
                 )
-            print(f"imported {report.imported}, invalid {len(report.invalid)}")
+            print(
+                f"imported {report.imported}, invalid {len(report.invalid)}, without consent {len(report.no_consent)}"
+            )
 
             # 2. Build the campaign once (render, then lint the rendering) and write the preview files.
             prepared = prepare("faq-addiction", settings)
             built = campaigns.write_files(prepared.rendered, project / "build")
             print(f"built {built.slug}: {built.html_bytes} bytes of HTML")
 
-            # 3. Send it. The outbox is the ledger: running this twice sends nothing twice.
+            # 3. Send it, to those who chose FAQ updates. The outbox is the ledger: running this twice
+            #    sends nothing twice.
             MemoryTransport.reset()
             result = delivery.send(store, prepared, transport=transport_factory(settings))
             print(f"sent {result.counts.sent} of {result.counts.audience}; exit code {result.exit_code}")

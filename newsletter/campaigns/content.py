@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCK_KINDS",
     "PROSE",
+    "SYSTEM_SLUGS",
+    "WELCOME_SLUG",
     "Block",
     "Campaign",
     "CampaignError",
@@ -62,6 +64,10 @@ __all__ = [
 ]
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# Campaigns the system sends by itself, each to one person when something happens, never as a dated
+# send to a list: the leading underscore keeps their names apart from any campaign staff can create.
+WELCOME_SLUG = "_welcome"  # to each new subscriber, once, when they confirm
+SYSTEM_SLUGS = frozenset({WELCOME_SLUG})
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 EVERYONE = "all"  # `audience: all`, or no audience at all: every confirmed subscriber
@@ -126,7 +132,7 @@ def resolve_campaign_path(ref: str | Path, campaigns_path: Path) -> Path:
             where = path.resolve() if not path.is_absolute() else path
             raise CampaignNotFound(f"campaign file not found: {where}")
         return path
-    if not SLUG_RE.fullmatch(text):
+    if not SLUG_RE.fullmatch(text) and text not in SYSTEM_SLUGS:
         raise CampaignNotFound(
             f"campaign {text!r} not found: not a slug (lowercase letters, digits and hyphens) or a path"
         )
@@ -180,7 +186,7 @@ def parse_campaign(text: str, *, slug: str, path: Path | None = None) -> Campaig
     ``::: faq ref=ID`` blocks stay empty here; :func:`load_campaign` fills them in from the FAQ.
     """
     label: Path | str = path if path is not None else f"{slug}.md"
-    if not SLUG_RE.fullmatch(slug):
+    if not SLUG_RE.fullmatch(slug) and slug not in SYSTEM_SLUGS:
         raise CampaignError(
             f"{slug!r} is not a usable campaign name: rename the file to lowercase letters, digits "
             "and hyphens (it becomes part of the archive URL)",

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from mjml import mjml2html
 
 from newsletter.campaigns import faq, plaintext
-from newsletter.campaigns.content import Block, Campaign, markdown_parser
+from newsletter.campaigns.content import SYSTEM_SLUGS, Block, Campaign, markdown_parser
 from newsletter.campaigns.templating import TemplateRenderError, make_environment, render_template
 from newsletter.errors import NewsletterError
 
@@ -161,7 +161,8 @@ def render_campaign(campaign: Campaign, settings: Settings, *, web: bool = False
     nonce = secrets.token_hex(8)
     placeholders = {field: f"NLPH{nonce}x{field.replace('_', '')}x" for field in PERSONAL_FIELDS}
     base = settings.public_base_url.rstrip("/")
-    archive_url = f"{base}/archive/{campaign.slug}"
+    # A system campaign (the welcome) is not a newsletter of the archive: no web version to link to.
+    archive_url = "" if campaign.slug in SYSTEM_SLUGS else f"{base}/archive/{campaign.slug}"
 
     md = markdown_parser()
     blocks = [_block_view(md, block, settings) for block in campaign.blocks]

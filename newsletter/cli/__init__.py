@@ -56,6 +56,7 @@ class LazyGroup(NewsletterGroup):
         "campaign": "campaign_cmd:campaign_group",
         "faq": "faq_cmd:faq_group",
         "send-due": "schedule_cmd:send_due",
+        "retention": "retention_cmd:retention",
         "serve": "web_cmd:serve",
         "web": "web_cmd:web",
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from newsletter.campaigns import service as campaigns
+from newsletter.campaigns.content import SYSTEM_SLUGS
 from newsletter.campaigns.lint import lint_file
 from newsletter.cli.app import App
 from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain, print_issues
@@ -220,7 +221,8 @@ def signoff(app: App, ref: str, reviewer: str, numbers: tuple[int, ...], when: d
 def list_(app: App, as_json: bool) -> None:
     """List campaigns and their sending state.
 
-    Every Markdown file in campaigns_dir with its subject, send_at and progress.
+    Every Markdown file in campaigns_dir with its subject, send_at and progress. The welcome
+    (_welcome.md) is listed as automatic: send-due sends it to each new subscriber.
     """
     settings = app.settings
     rows = []
@@ -239,6 +241,9 @@ def list_(app: App, as_json: bool) -> None:
             )
             continue
         row = delivery.status_dict(loaded.slug, delivery.status(app.store, loaded.slug))
+        if loaded.slug in SYSTEM_SLUGS:
+            # Never "due" or "complete": it goes to each new subscriber as they confirm.
+            row["state"] = "automatic"
         rows.append(
             {
                 "path": str(file.path),

@@ -9,6 +9,7 @@ import click
 from newsletter.campaigns.content import Campaign
 from newsletter.cli.app import App
 from newsletter.cli.output import interactive, json_option, print_json
+from newsletter.delivery.schedule import DueCampaign
 from newsletter.delivery.schedule import send_due as run_send_due
 from newsletter.delivery.transports import transport_factory
 from newsletter.errors import InputError, NewsletterError
@@ -35,15 +36,19 @@ def _parse_now(value: str | None) -> datetime:
 @json_option
 @click.pass_obj
 def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
-    """Send every campaign that is due.
+    """Send what is due, welcomes included.
 
-    Due: its send_at has passed and it is not complete; partly sent campaigns are resumed.
-    With bounce_mailbox set, the bounces are fetched first (as `bounces fetch`), so addresses that
-    bounced or complained since the last run are not mailed again; a mailbox that cannot be read
-    does not stop the sends, but makes the exit status 1.
+    Due: its send_at has passed and it is not complete; partly sent campaigns are resumed. Each run
+    also sends campaigns/_welcome.md (if the project has one) to everyone who confirmed since the
+    last run, and applies the retention policy (see `newsletter retention`). With bounce_mailbox
+    set, the bounces are fetched first (as `bounces fetch`), so addresses that bounced or
+    complained since the last run are not mailed again; a mailbox that cannot be read does not
+    stop the sends, but makes the exit status 1.
+
     Safe to run every few minutes from cron or CI: one run at a time holds a database lease, and
     the send ledger never sends a message twice. Exits 0 when nothing is due or all is sent, 75 when
-    some messages are still pending (run again later), 1 when a campaign could not be sent.
+    some messages are still pending (run again later), 1 when a campaign (or the retention policy)
+    failed.
     """
     now = _parse_now(now_text)
     settings = app.settings
@@ -82,18 +87,31 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
         click.echo(
             f"Another send-due run is working (its lease runs until {report.locked_until:%Y-%m-%d %H:%M:%S}); nothing to do."
         )
-    elif not report.campaigns:
-        click.echo("Nothing is due.")
     else:
+        if report.retention_error:
+            click.echo(f"retention: error: {report.retention_error}", err=True)
+        elif report.retention and report.retention.total:
+            done = ", ".join(f"{o.count} {o.rule.what}" for o in report.retention.outcomes if o.count)
+            click.echo(f"retention: removed {done}")
+        if report.welcome is not None:
+            _print_item(report.welcome)
+        if not report.campaigns:
+            click.echo("Nothing is due.")
         for item in report.campaigns:
-            if item.error:
-                click.echo(f"{item.campaign}: error: {item.error}", err=True)
-            else:
-                r = item.result
-                click.echo(
-                    f"{item.campaign}: {r['sent']} sent, {r['failed']} failed, {r['pending']} pending of {r['audience']}"
-                )
+            _print_item(item)
     sys.exit(exit_code)
+
+
+def _print_item(item: DueCampaign) -> None:
+    if item.error:
+        click.echo(f"{item.campaign}: error: {item.error}", err=True)
+        return
+    r = item.result
+    now = r["this_run"]["sent"]
+    click.echo(
+        f"{item.campaign}: {now} sent now; {r['sent']} sent, {r['failed']} failed, {r['pending']} pending "
+        f"of {r['audience']} in all"
+    )
 
 
 def _fetch_bounces(app: App) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from newsletter.store.models import Source, Status
 from newsletter.subscribers import export as export_file
 from newsletter.subscribers import queries, service
 from newsletter.subscribers.consent import ConsentInfo
-from newsletter.subscribers.importer import import_csv, open_csv
+from newsletter.subscribers.importer import import_csv, open_csv, parse_topic_map
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUS = click.Choice([s.value for s in Status])
@@ -72,12 +72,28 @@ def add(
 @subscribers.command("import")
 @click.argument("file", metavar="FILE")
 @click.option("--confirmed", is_flag=True, help="The people in the file already confirmed (double opt-in done).")
-@_tag_option("Tag every imported subscriber (repeatable).")
+@_tag_option("Tag every imported subscriber (repeatable), on top of the topics they chose.")
 @click.option(
     "--email-column", metavar="C", help="Header of the address column (default: Email, Email Address, E-mail)."
 )
 @click.option(
     "--name-column", metavar="C", help="Header of the name column (default: Name, or First Name + Last Name)."
+)
+@click.option("--topics-column", metavar="C", help="Header of the topics column (default: Topics, Interests, Lists).")
+@click.option(
+    "--consent-column", metavar="C", help='Header of the consent column (default: Consent, Opt-in, GDPR, "I agree...").'
+)
+@click.option(
+    "--submitted-column",
+    metavar="C",
+    help="Header of the signup time column (default: Submitted At, Signup Date, Timestamp, Created).",
+)
+@click.option(
+    "--topic-map",
+    "topic_map",
+    multiple=True,
+    metavar="LABEL=TAG",
+    help='A topic label in the file and the tag it stands for, e.g. "Clinic news=clinic-news" (repeatable).',
 )
 @click.option("--dry-run", is_flag=True, help="Report what would happen and change nothing.")
 @json_option
@@ -89,18 +105,26 @@ def import_(
     tags: tuple[str, ...],
     email_column: str | None,
     name_column: str | None,
+    topics_column: str | None,
+    consent_column: str | None,
+    submitted_column: str | None,
+    topic_map: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Import a CSV export of the signup form.
 
     FILE is the CSV file, or - for standard input.
+    Each person gets the topics they chose (labels matching a topic's title map on their own), a
+    consent record with their signup time, and is imported only if their consent cell says yes.
     Rows are new (imported), already known (updated or unchanged), repeated in the file (duplicates),
-    unusable (invalid, with line numbers) or suppressed: addresses that left the list are never re-added.
-    The import is one transaction; importing the same file twice changes nothing the second time.
+    without consent, unusable (invalid, with line numbers) or suppressed: addresses that left the list
+    are never re-added. The import is one transaction; importing the same file twice changes nothing
+    the second time.
     """
     settings = app.settings
     origin = "stdin" if file == "-" else Path(file).name
+    labels = parse_topic_map(topic_map)
     with open_csv(file) as stream, app.store.session(commit=not dry_run) as session:
         if not as_json and interactive():
             click.echo(f"Importing {origin}...", err=True)
@@ -113,6 +137,12 @@ def import_(
             tags=tags,
             email_column=email_column,
             name_column=name_column,
+            topics_column=topics_column,
+            consent_column=consent_column,
+            submitted_column=submitted_column,
+            topic_map=labels,
+            topic_choices=settings.topic_choices,
+            zone=settings.zone,
             secret_key=settings.secret_key,
         )
         report.dry_run = dry_run
@@ -122,13 +152,25 @@ def import_(
     verb = "Would import" if dry_run else "Imported"
     click.echo(
         f"{verb} {report.imported}, updated {report.updated}, unchanged {report.unchanged}, "
-        f"duplicates in file {report.duplicates}, suppressed {report.suppressed}, invalid {len(report.invalid)}."
+        f"duplicates in file {report.duplicates}, suppressed {report.suppressed}, "
+        f"without consent {len(report.no_consent)}, invalid {len(report.invalid)}."
     )
-    shown = report.invalid[:20]
-    for problem in shown:
-        click.echo(f"  line {problem['line']}: {problem['reason']}", err=True)
-    if len(report.invalid) > len(shown):
-        click.echo(f"  ... and {len(report.invalid) - len(shown)} more invalid rows (use --json for all)", err=True)
+    _some("without consent, not imported", [f"line {r['line']}" for r in report.no_consent])
+    _some("invalid", [f"line {p['line']}: {p['reason']}" for p in report.invalid])
+    if report.unknown_topics:
+        click.echo(
+            f"  unknown topics (not given to anyone; map them with --topic-map): {', '.join(report.unknown_topics)}",
+            err=True,
+        )
+    if report.ignored_columns:
+        click.echo(f"  ignored columns: {', '.join(report.ignored_columns)}", err=True)
+
+
+def _some(what: str, lines: list[str], limit: int = 20) -> None:
+    for line in lines[:limit]:
+        click.echo(f"  {what}: {line}", err=True)
+    if len(lines) > limit:
+        click.echo(f"  ... and {len(lines) - limit} more {what} (use --json for all)", err=True)
 
 
 def _filters(func: Any) -> Any:
@@ -247,18 +289,22 @@ def unsubscribe(app: App, email: str, as_json: bool) -> None:
 def forget(app: App, email: str, yes: bool, as_json: bool) -> None:
     """Erase a person under GDPR Article 17.
 
-    Deletes all their data and keeps only a keyed hash of the address, so it stays suppressed.
+    Deletes all their data and keeps only a keyed hash of the address, so it stays suppressed. The
+    outbox keeps its counts but loses their rows' error texts, and the .eml files the file:
+    transport wrote for them are deleted where still there.
     Needs NEWSLETTER_SECRET_KEY. Rotating that key later lets erased addresses be added again.
     """
-    secret_key = app.settings.require_secret_key()
+    from newsletter.delivery import erasure
+
+    app.settings.require_secret_key()
     if not yes and interactive():
         click.confirm(f"Erase everything stored about {email.strip()}? This cannot be undone", abort=True)
-    with app.store.session() as session:
-        service.forget(session, email, secret_key=secret_key)
+    erased = erasure.forget(app.store, app.settings, email)
     if as_json:
-        print_json({"erased": True})
+        print_json({"erased": True, "files_removed": erased.files_removed})
     else:
-        click.echo("Erased. Only a keyed hash of the address remains, to keep it suppressed.")
+        files = f" {erased.files_removed} copies of their messages were deleted." if erased.files_removed else ""
+        click.echo(f"Erased. Only a keyed hash of the address remains, to keep it suppressed.{files}")
 
 
 @subscribers.command()

@@ -6,7 +6,9 @@ build each message with ``mime`` and ``links``, sign it with ``dkim``, hand it t
 ``transports/``, and record the outcome in the ``ledger``).
 
 - ``service``: send, status and test sends; what the CLI and the scheduler call.
-- ``schedule``: ``send-due``, every campaign whose time has come.
+- ``schedule``: ``send-due``, every campaign whose time has come, the welcomes, and retention.
+- ``welcome``: ``campaigns/_welcome.md`` to each person who confirms, once, through the outbox.
+- ``erasure``: erasing a person from the store and from the transport's copies of their messages.
 - ``headers``: making values safe for mail headers (used by the web's own emails too).
 - ``faq_history``: the FAQ entries each started campaign carried (recorded by ``service.start``), and
   which entries are new or changed since (``newsletter faq changes``).

@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     Connection,
     Integer,
     String,
@@ -100,8 +101,13 @@ def record_campaign(session: Session, slug: str, subject: str, web_html: str) ->
     return record
 
 
-def materialise(session: Session, campaign: StartedCampaign, tags: list[str]) -> int:
-    """Add one pending row per audience member who has none yet; returns how many were added."""
+def materialise(
+    session: Session, campaign: StartedCampaign, tags: list[str], *, who: ColumnElement[bool] | None = None
+) -> int:
+    """Add one pending row per audience member who has none yet; returns how many were added.
+
+    The audience is ``audience(tags)``, or ``who`` for a campaign that picks its own (the welcome).
+    """
     already = exists().where(OutboxRow.campaign_id == campaign.id, OutboxRow.subscriber_id == Subscriber.id)
     size = select(func.count()).select_from(OutboxRow).where(OutboxRow.campaign_id == campaign.id)
     before = session.scalar(size) or 0
@@ -116,7 +122,7 @@ def materialise(session: Session, campaign: StartedCampaign, tags: list[str]) ->
                 literal(0),
                 false(),
             )
-            .where(audience(tags), ~already)
+            .where(audience(tags) if who is None else who, ~already)
             .order_by(Subscriber.id),
         )
     )

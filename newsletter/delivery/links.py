@@ -1,9 +1,11 @@
 """Signed links in emails: confirm, unsubscribe, preferences; and the archive's public URLs.
 
 Each token is signed with the secret key under its own salt, so a token made for one purpose is
-worthless for another. It carries the subscriber's id and a keyed fingerprint of their address: a
-token stays bound to the person even if an id were ever reused after an erasure, and the URL reveals
-nothing about the address (itsdangerous payloads are signed, not encrypted).
+worthless for another. It carries a key naming what it is for (the subscriber's id for unsubscribe and
+preferences; the signup request's random token for confirm) and a keyed fingerprint of the address:
+a token stays bound to the person even if an id were ever reused after an erasure, and the URL
+reveals nothing about the address (itsdangerous payloads are signed, not encrypted). The payload's
+format is made in :meth:`Links.token` and read in :meth:`Links.read`, and nowhere else.
 
 Unsubscribe and preferences tokens never expire: an unsubscribe link in a years-old email must still
 work. Confirm tokens expire after ``confirm_max_age`` seconds. An unsubscribe link in a campaign also
@@ -26,6 +28,7 @@ from newsletter.errors import NewsletterError
 Purpose = Literal["confirm", "unsubscribe", "preferences"]
 PURPOSES: tuple[Purpose, ...] = ("confirm", "unsubscribe", "preferences")
 DEFAULT_CONFIRM_MAX_AGE = 7 * 24 * 3600
+KEY_MAX = 64
 
 
 class BadToken(NewsletterError):
@@ -34,9 +37,15 @@ class BadToken(NewsletterError):
 
 @dataclass(frozen=True)
 class TokenClaim:
-    subscriber_id: int
+    key: str  # what the token names: a subscriber's id, or a signup request's token
     fingerprint: str
     campaign_id: int | None = None  # the campaign whose message carried the link, if any
+
+    @property
+    def subscriber_id(self) -> int:
+        if not self.key.isdigit():
+            raise BadToken("this link is not valid")
+        return int(self.key)
 
 
 class Links:
@@ -64,8 +73,10 @@ class Links:
     def fingerprint(self, email_key: str) -> str:
         return hmac.new(self._key, b"fingerprint:" + email_key.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def token(self, purpose: Purpose, subscriber_id: int, email_key: str, *, campaign_id: int | None = None) -> str:
-        payload = f"{subscriber_id}-{self.fingerprint(email_key)}"
+    def token(self, purpose: Purpose, key: int | str, email_key: str, *, campaign_id: int | None = None) -> str:
+        """A token for ``key`` (letters and digits only), the address it belongs to and, for the
+        links in a campaign message, the campaign that carried it."""
+        payload = f"{key}-{self.fingerprint(email_key)}"
         if campaign_id is not None:
             payload += f"-{campaign_id}"
         return self._signers[purpose].sign(payload).decode("ascii")
@@ -82,17 +93,19 @@ class Links:
             raise BadToken("this link has expired; please sign up again") from None
         except BadSignature:
             raise BadToken("this link is not valid") from None
-        subscriber_id, _, rest = payload.decode("ascii", "replace").partition("-")
+        key, _, rest = payload.decode("ascii", "replace").partition("-")
         fingerprint, dash, campaign_id = rest.partition("-")
-        if not subscriber_id.isdigit() or len(fingerprint) != 16 or (dash and not campaign_id.isdigit()):
+        if not (key.isascii() and key.isalnum() and len(key) <= KEY_MAX) or len(fingerprint) != 16:
             raise BadToken("this link is not valid")
-        return TokenClaim(int(subscriber_id), fingerprint, int(campaign_id) if dash else None)
+        if dash and not (campaign_id.isascii() and campaign_id.isdigit()):
+            raise BadToken("this link is not valid")
+        return TokenClaim(key, fingerprint, int(campaign_id) if dash else None)
 
     def matches(self, claim: TokenClaim, email_key: str) -> bool:
         return hmac.compare_digest(claim.fingerprint, self.fingerprint(email_key))
 
-    def url(self, purpose: Purpose, subscriber_id: int, email_key: str, *, campaign_id: int | None = None) -> str:
-        return f"{self.base}/{purpose}/{self.token(purpose, subscriber_id, email_key, campaign_id=campaign_id)}"
+    def url(self, purpose: Purpose, key: int | str, email_key: str, *, campaign_id: int | None = None) -> str:
+        return f"{self.base}/{purpose}/{self.token(purpose, key, email_key, campaign_id=campaign_id)}"
 
     def archive_url(self, slug: str | None = None) -> str:
         return f"{self.base}/archive" + (f"/{quote(slug)}" if slug else "")

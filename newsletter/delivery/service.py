@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.campaigns.content import SYSTEM_SLUGS
 from newsletter.campaigns.faq import carried
 from newsletter.delivery import faq_history, ledger
 from newsletter.delivery.engine import DeliveryRun, RetryPolicy
@@ -101,6 +102,10 @@ def start(store: Store, prepared: Prepared) -> StartedCampaign:
         record = ledger.find_campaign(session, slug)
     if record is not None:
         return record
+    if slug in SYSTEM_SLUGS:
+        raise NewsletterError(
+            f"{slug} goes to each subscriber by itself (send-due sends it); it is never sent to a list"
+        )
     check_every_recipient(store, prepared)
     try:
         # The record and its audience are one transaction: whoever creates the record fixes the audience.

@@ -2,23 +2,20 @@
 
 A record is written once per message (its key is the message's Message-ID, or a hash of its bytes),
 so ingesting the same message again changes nothing. The raw message is kept as evidence for
-``bounce_retention_days`` (:func:`delete_raw_before`); the classification stays, so a campaign's report
-and the soft-bounce policy keep their history. Erasing a person removes every record about them
-(:func:`delete_for_subscriber`).
+``bounce_retention_days`` (the ``raw-bounces`` rule of :mod:`newsletter.subscribers.retention`); the
+classification stays, so a campaign's report and the soft-bounce policy keep their history. Erasing a
+person removes every record about them (:func:`newsletter.subscribers.service.forget`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
 from newsletter.errors import InputError, NotFound
-from newsletter.store.engine import affected
 from newsletter.store.models import Bounce, FeedbackKind, OutboxRow, OutboxState, StartedCampaign, Subscriber
 
 UNMATCHED = "unmatched"  # not a kind: a report that names no one we mailed
@@ -66,40 +63,6 @@ _SOFT_IN_WINDOW = select(func.count(func.distinct(_T.c.outbox_id))).where(
 def soft_bounces_in_window(connection: Connection, subscriber_id: int, window: int) -> int:
     """How many of the subscriber's last ``window`` sends came back as a soft bounce."""
     return connection.scalar(_SOFT_IN_WINDOW, {"subscriber_id": subscriber_id, "window": window}) or 0
-
-
-def retention_cutoff(settings: Settings, now: datetime) -> datetime:
-    """Raw messages received before this moment are past ``bounce_retention_days``."""
-    return now - timedelta(days=settings.bounce_retention_days)
-
-
-def delete_raw_before(session: Session, cutoff: datetime) -> int:
-    """Remove the raw messages received before ``cutoff``; returns how many were removed.
-
-    A matched record keeps its classification (the campaign report and the soft-bounce policy need
-    it). An unmatched one is about nobody on the list, so it goes entirely: its address may be a
-    stranger's.
-    """
-    old = Bounce.received_at < cutoff
-    removed = session.scalar(select(func.count()).select_from(Bounce).where(old, Bounce.raw.is_not(None))) or 0
-    session.execute(
-        delete(Bounce).where(old, Bounce.subscriber_id.is_(None)).execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Bounce).where(old, Bounce.raw.is_not(None)).values(raw=None).execution_options(synchronize_session=False)
-    )
-    return removed
-
-
-def delete_for_subscriber(session: Session, subscriber: Subscriber) -> int:
-    """Delete every record about one person (for erasure): those matched to them and any unmatched
-    report that names their address. Returns how many were deleted."""
-    result = session.execute(
-        delete(Bounce)
-        .where(or_(Bounce.subscriber_id == subscriber.id, Bounce.recipient == subscriber.email_key))
-        .execution_options(synchronize_session=False)
-    )
-    return affected(result)
 
 
 def get(session: Session, bounce_id: int) -> Bounce:

@@ -181,6 +181,31 @@ class Consent(Base):
     confirm_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
 
 
+class SignupRequest(Base):
+    """One request from the signup form, waiting for the link in its confirmation email.
+
+    Each request keeps its own name, topics and consent record, so that a link confirms exactly the
+    request it was sent for: someone else typing the same address into the form changes nothing
+    until their own link is pressed (and that link goes to the address's owner).
+    """
+
+    __tablename__ = "signup_requests"
+    __table_args__ = (Index("ix_signup_requests_subscriber_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Random, unguessable: the request's name in its confirmation link (never a sequential id).
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+
+    subscriber: Mapped[Subscriber] = relationship()
+    consent: Mapped[Consent] = relationship()
+
+
 class Erasure(Base):
     """An address erased under GDPR Art. 17, kept only as an HMAC so its suppression still holds."""
 

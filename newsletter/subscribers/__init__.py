@@ -1,9 +1,14 @@
 """Subscribers: who is on the list, what they agreed to, and every change of their state.
 
-- ``service``: the one place that changes a subscriber (add, confirm, reopen, set topics,
-  unsubscribe, bounce, erase), whoever asks: the CLI, the web, the import or the bounce handler.
-- ``importer``: CSV exports of the signup form, written in bulk under the service's rules.
+- ``service``: the one place that changes a subscriber (add, request and confirm a signup, reopen,
+  set topics, unsubscribe, bounce, erase), whoever asks: the CLI, the web, the import or the bounce
+  handler.
+- ``importer``: CSV exports of the signup form (topics, consent, signup times), written in bulk under
+  the service's rules.
+- ``consent``: how consent was given, and what an export's consent cell means.
+- ``retention``: what is removed, and after how long.
 - ``addresses``: cleaning what people type (addresses, names, tags).
+- ``queries``: reading the list (audiences, the welcome's, listings, access reports).
 
 May import: ``newsletter.store``, ``newsletter.config``, ``newsletter.errors``.
 """

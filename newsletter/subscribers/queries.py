@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.store.models import Erasure, EventKind, Status, Subscriber, SubscriberTag
+from newsletter.store.models import Erasure, EventKind, SignupRequest, Status, Subscriber, SubscriberTag
 from newsletter.subscribers.service import log_event
 
 
@@ -26,6 +26,15 @@ def audience(tags: Iterable[str]) -> ColumnElement[bool]:
         tagged = exists().where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag.in_(tags))
         condition = and_(condition, tagged)
     return condition
+
+
+def welcome_audience(tags: Iterable[str], *, since: datetime) -> ColumnElement[bool]:
+    """Who is owed the welcome: the campaign's audience, among those who confirmed a signup request
+    (pressed the link in their confirmation email) at or after ``since``."""
+    confirmed_a_request = exists().where(
+        SignupRequest.subscriber_id == Subscriber.id, SignupRequest.confirmed_at >= since
+    )
+    return and_(audience(tags), confirmed_a_request)
 
 
 def query(
@@ -90,6 +99,18 @@ def access_report(session: Session, subscriber: Subscriber, *, actor: str) -> di
             "confirm_event_id": c.confirm_event_id,
         }
         for c in subscriber.consents
+    ]
+    requests = session.scalars(
+        select(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id).order_by(SignupRequest.id)
+    )
+    report["signup_requests"] = [
+        {
+            "name": r.name,
+            "topics": r.topics,
+            "created_at": _iso(r.created_at),
+            "confirmed_at": _iso(r.confirmed_at),
+        }
+        for r in requests
     ]
     report["events"] = [
         {"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in subscriber.events

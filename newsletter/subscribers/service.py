@@ -11,31 +11,41 @@ The public form's double opt-in, for each state an address can be in:
 ======================  ===============================================  ==========================
 state of the address    what a signup request changes                    email sent
 ======================  ===============================================  ==========================
-unknown                 new pending subscriber, consent recorded         confirmation
-pending                 name and topics from this request, new consent   confirmation
-unsubscribed            stays unsubscribed until confirmed, consent      confirmation
+unknown                 new pending subscriber with this request's       confirmation
+                        name and topics; a request and its consent
+pending                 nothing but a new request and its consent        confirmation
+unsubscribed            nothing but a new request and its consent        confirmation
 confirmed               nothing (a stranger must not edit a subscriber)  "you're already subscribed"
 bounced, complained     nothing                                          none
 erased                  nothing                                          none
 ======================  ===============================================  ==========================
+
+Anyone can type any address into the form, so a request changes nothing the address's owner has
+chosen. Its confirmation link (which reaches only the owner) confirms exactly that request: its
+name, its topics and its consent record, whatever other requests came before or after it.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import ConfigError, NotFound, Suppressed
 from newsletter.store.models import (
+    Bounce,
     Consent,
     Erasure,
     Event,
     EventKind,
+    OutboxRow,
+    SignupRequest,
     Source,
     Status,
     Subscriber,
@@ -48,6 +58,7 @@ from newsletter.subscribers.consent import ConsentInfo, record_consent
 __all__ = [
     "AddResult",
     "ConsentInfo",
+    "Forgotten",
     "Known",
     "Merge",
     "Reply",
@@ -57,7 +68,9 @@ __all__ = [
     "complain",
     "confirm",
     "confirm_request",
+    "erase_never_confirmed",
     "find",
+    "find_request",
     "forget",
     "get",
     "hard_bounce",
@@ -152,19 +165,22 @@ def _add_tags(subscriber: Subscriber, tags: Iterable[str]) -> list[str]:
     return added
 
 
-def _confirm(session: Session, subscriber: Subscriber, actor: str, via: str) -> Event:
+def _confirm(
+    session: Session, subscriber: Subscriber, actor: str, via: str, consent: Consent | None = None, **detail: Any
+) -> Event:
     now = utcnow()
     subscriber.status = Status.CONFIRMED.value
     subscriber.confirmed_at = now
     subscriber.updated_at = now
-    event = log_event(session, subscriber, EventKind.CONFIRMED, actor, via=via)
-    # The newest unconfirmed consent is the one this event confirms.
-    consent = session.scalar(
-        select(Consent)
-        .where(Consent.subscriber_id == subscriber.id, Consent.confirmed_at.is_(None))
-        .order_by(Consent.id.desc())
-        .limit(1)
-    )
+    event = log_event(session, subscriber, EventKind.CONFIRMED, actor, via=via, **detail)
+    if consent is None:
+        # Without a request naming its consent, the newest unconfirmed one is what this event confirms.
+        consent = session.scalar(
+            select(Consent)
+            .where(Consent.subscriber_id == subscriber.id, Consent.confirmed_at.is_(None))
+            .order_by(Consent.id.desc())
+            .limit(1)
+        )
     if consent is not None:
         consent.confirmed_at = now
         consent.confirm_event_id = event.id
@@ -184,6 +200,7 @@ def reopen(session: Session, subscriber: Subscriber, *, actor: str, **detail: An
 class AddResult:
     subscriber: Subscriber
     outcome: str  # "added", "updated", "unchanged" or "resubscribed"
+    consent: Consent | None = None  # the consent recorded, if this call recorded one
 
 
 def add(
@@ -224,10 +241,10 @@ def add(
             if name:
                 subscriber.name = name
             _add_tags(subscriber, tag_list)
-            record_consent(session, subscriber, consent)
+            record = record_consent(session, subscriber, consent)
             if confirmed:
-                _confirm(session, subscriber, actor, via=consent.method.value)
-            return AddResult(subscriber, "resubscribed")
+                _confirm(session, subscriber, actor, via=consent.method.value, consent=record)
+            return AddResult(subscriber, "resubscribed", record)
 
     if subscriber is None:
         now = utcnow()
@@ -250,10 +267,10 @@ def add(
             actor,
             method=consent.method.value,
         )
-        record_consent(session, subscriber, consent)
+        record = record_consent(session, subscriber, consent)
         if confirmed:
-            _confirm(session, subscriber, actor, via=consent.method.value)
-        return AddResult(subscriber, "resubscribed" if erased else "added")
+            _confirm(session, subscriber, actor, via=consent.method.value, consent=record)
+        return AddResult(subscriber, "resubscribed" if erased else "added", record)
 
     changes: dict[str, Any] = {}
     if plan.name is not None:
@@ -406,8 +423,43 @@ def soft_bounce(
     return _suppress(session, subscriber, Status.BOUNCED, actor, detail, flush=flush)
 
 
-def forget(session: Session, email: str, *, secret_key: str) -> None:
-    """Erase a person (GDPR Art. 17): delete every row about them, keep a keyed hash to stay suppressed."""
+@dataclass(frozen=True)
+class Forgotten:
+    """What erasing a person left for others to clean up outside the store."""
+
+    # Message-IDs of the messages sent to them: the file: transport keeps a copy of each.
+    message_ids: list[str] = field(default_factory=list)
+
+
+def _erase(session: Session, subscribers: Sequence[Subscriber]) -> list[str]:
+    """Delete these subscribers and everything about them; returns the Message-IDs they were sent."""
+    ids = [s.id for s in subscribers]
+    if not ids:
+        return []
+    mine = OutboxRow.subscriber_id.in_(ids)
+    message_ids = list(session.scalars(select(OutboxRow.message_id).where(mine, OutboxRow.message_id.is_not(None))))
+    # The outbox keeps its rows for the campaigns' counts, but nothing a server said about them.
+    session.execute(update(OutboxRow).where(mine).values(last_error=None).execution_options(synchronize_session=False))
+    # What came back about them: matched records, and unmatched reports that name their address.
+    keys = [s.email_key for s in subscribers]
+    session.execute(
+        delete(Bounce)
+        .where(or_(Bounce.subscriber_id.in_(ids), Bounce.recipient.in_(keys)))
+        .execution_options(synchronize_session=False)
+    )
+    for subscriber in subscribers:
+        session.delete(subscriber)
+    session.flush()
+    return [m for m in message_ids if m]
+
+
+def forget(session: Session, email: str, *, secret_key: str) -> Forgotten:
+    """Erase a person (GDPR Art. 17): delete every row about them, keep a keyed hash to stay suppressed.
+
+    Their outbox rows stay for the campaigns' counts, without their subscriber or any error text.
+    Copies of their messages outside the store (the ``file:`` transport's) are the caller's to
+    remove, by the returned Message-IDs: see :func:`newsletter.delivery.erasure.forget`.
+    """
     if not secret_key:
         raise ConfigError("NEWSLETTER_SECRET_KEY is not set; it is needed to keep an erased address suppressed")
     address = normalise_address(email)
@@ -415,11 +467,36 @@ def forget(session: Session, email: str, *, secret_key: str) -> None:
     digest = erasure_hash(secret_key, address.key)
     if subscriber is None and session.get(Erasure, digest) is None:
         raise NotFound(f"no subscriber with the address {email.strip()!r}")
-    if subscriber is not None:
-        session.delete(subscriber)
+    message_ids = _erase(session, [subscriber]) if subscriber is not None else []
     if session.get(Erasure, digest) is None:
         session.add(Erasure(address_hash=digest, erased_at=utcnow()))
     session.flush()
+    return Forgotten(message_ids)
+
+
+def erase_never_confirmed(session: Session, *, before: datetime, secret_key: str) -> int:
+    """Erase people who never confirmed and have not asked since ``before`` (retention of pending signups).
+
+    Someone who asked not to be mailed (unsubscribed, or complained about the confirmation email)
+    is remembered as a keyed hash, so the address stays suppressed; anyone else leaves nothing.
+    Returns how many were erased.
+    """
+    asked_since = exists().where(SignupRequest.subscriber_id == Subscriber.id, SignupRequest.created_at >= before)
+    stale = session.scalars(
+        select(Subscriber).where(Subscriber.confirmed_at.is_(None), Subscriber.created_at < before, ~asked_since)
+    ).all()
+    objected = [s for s in stale if s.status in (Status.UNSUBSCRIBED.value, Status.COMPLAINED.value)]
+    if objected and not secret_key:
+        raise ConfigError(
+            f"{len(objected)} unconfirmed signup(s) that asked not to be mailed are due for erasure; "
+            "set NEWSLETTER_SECRET_KEY so that they stay suppressed"
+        )
+    for subscriber in objected:
+        digest = erasure_hash(secret_key, subscriber.email_key)
+        if session.get(Erasure, digest) is None:
+            session.add(Erasure(address_hash=digest, erased_at=utcnow()))
+    _erase(session, stale)
+    return len(stale)
 
 
 # --- the public form's double opt-in ------------------------------------------------------------------
@@ -438,6 +515,27 @@ class SignupOutcome:
     reply: Reply
     subscriber_id: int | None = None
     email_key: str = ""
+    request_token: str = ""  # names the request in its confirmation link
+
+
+def find_request(session: Session, token: str) -> SignupRequest | None:
+    return session.scalar(select(SignupRequest).where(SignupRequest.token == token))
+
+
+def _new_request(
+    session: Session, subscriber: Subscriber, consent: Consent, *, name: str, topics: Sequence[str]
+) -> SignupRequest:
+    request = SignupRequest(
+        token=secrets.token_hex(16),
+        subscriber_id=subscriber.id,
+        consent_id=consent.id,
+        name=name,
+        topics=list(topics),
+        created_at=consent.given_at,
+    )
+    session.add(request)
+    session.flush()
+    return request
 
 
 def request_signup(
@@ -447,7 +545,6 @@ def request_signup(
     name: str,
     topics: Sequence[str],
     consent: ConsentInfo,
-    topic_choices: Collection[str],
     secret_key: str,
     actor: str = "web",
 ) -> SignupOutcome:
@@ -458,48 +555,54 @@ def request_signup(
         if is_erased(session, address, secret_key):
             return SignupOutcome(Reply.NONE)
         added = add(session, address.email, consent=consent, name=name, tags=topics, secret_key=secret_key, actor=actor)
-        return SignupOutcome(Reply.CONFIRM, added.subscriber.id, added.subscriber.email_key)
+        assert added.consent is not None  # a new subscriber always gets this request's consent
+        request = _new_request(session, added.subscriber, added.consent, name=name, topics=topics)
+        return SignupOutcome(Reply.CONFIRM, added.subscriber.id, added.subscriber.email_key, request.token)
 
     status = Status(subscriber.status)
     if status is Status.CONFIRMED:
         return SignupOutcome(Reply.ALREADY_SUBSCRIBED, subscriber.id, subscriber.email_key)
     if status in (Status.BOUNCED, Status.COMPLAINED):
         return SignupOutcome(Reply.NONE)
-    if status is Status.UNSUBSCRIBED:
-        # Anyone can type an address into the form, so the address stays unsubscribed (and
-        # suppressed against imports) until its owner confirms this new request.
-        log_event(session, subscriber, EventKind.SUBSCRIBED, actor, method=Source.FORM.value, while_status=status.value)
-    # A pending subscriber has confirmed nothing yet, so the newest request's choices win.
-    changes: dict[str, object] = {}
-    if name and name != subscriber.name:
-        changes["name"] = subscriber.name = name
-    added_topics, removed_topics = set_topics(subscriber, topics, topic_choices)
-    if added_topics or removed_topics:
-        changes["topics"] = sorted(set(topics))
-    if changes:
-        subscriber.updated_at = utcnow()
-        log_event(session, subscriber, EventKind.UPDATED, actor, **changes)
-    record_consent(session, subscriber, consent)
-    return SignupOutcome(Reply.CONFIRM, subscriber.id, subscriber.email_key)
+    # Pending or unsubscribed: a request of its own, which changes nothing until its link is pressed.
+    # For someone who left, that also keeps the address suppressed against imports until then.
+    log_event(session, subscriber, EventKind.SUBSCRIBED, actor, method=Source.FORM.value, while_status=status.value)
+    record = record_consent(session, subscriber, consent)
+    request = _new_request(session, subscriber, record, name=name, topics=topics)
+    return SignupOutcome(Reply.CONFIRM, subscriber.id, subscriber.email_key, request.token)
 
 
-def awaiting_confirmation(subscriber: Subscriber) -> bool:
-    """Pending, or unsubscribed with a request made after they left: a confirm button makes sense."""
-    if subscriber.status == Status.PENDING.value:
-        return True
-    newest = subscriber.consents[-1] if subscriber.consents else None
-    left = subscriber.unsubscribed_at
-    asked_again = newest is not None and newest.confirmed_at is None and (left is None or newest.given_at >= left)
-    return subscriber.status == Status.UNSUBSCRIBED.value and asked_again
+def awaiting_confirmation(request: SignupRequest) -> bool:
+    """Whether pressing this request's button would do something.
 
-
-def confirm_request(session: Session, subscriber: Subscriber, *, actor: str = "web") -> bool:
-    """The button on the confirmation page was pressed. False if there was nothing to confirm.
-
-    For someone who had unsubscribed, only a request made after they left can bring them back.
+    Not once it is confirmed, nor for someone who bounced or complained since. For someone who
+    unsubscribed, only a request made after they left can bring them back.
     """
-    if not awaiting_confirmation(subscriber):
+    subscriber = request.subscriber
+    if request.confirmed_at is not None:
         return False
+    if subscriber.status in (Status.PENDING.value, Status.CONFIRMED.value):
+        return True
+    left = subscriber.unsubscribed_at
+    return subscriber.status == Status.UNSUBSCRIBED.value and (left is None or request.created_at >= left)
+
+
+def confirm_request(
+    session: Session, request: SignupRequest, *, topic_choices: Collection[str], actor: str = "web"
+) -> bool:
+    """The button on the confirmation page was pressed: make the subscriber what this request asked
+    for (its name, its topics) and confirm its consent. False if there was nothing to confirm."""
+    if not awaiting_confirmation(request):
+        return False
+    subscriber = request.subscriber
     if subscriber.status == Status.UNSUBSCRIBED.value:
         reopen(session, subscriber, actor=actor, method=Source.FORM.value)
-    return confirm(session, subscriber, actor=actor, via="confirm-link")
+    changes: dict[str, Any] = {}
+    if request.name and request.name != subscriber.name:
+        changes["name"] = subscriber.name = request.name
+    added, removed = set_topics(subscriber, request.topics, topic_choices)
+    if added or removed:
+        changes["topics"] = sorted(request.topics)
+    _confirm(session, subscriber, actor, via="confirm-link", consent=request.consent, **changes)
+    request.confirmed_at = subscriber.confirmed_at
+    return True

@@ -28,6 +28,16 @@ def entries(session: Session) -> list[ArchiveEntry]:
     return [ArchiveEntry(r.slug, r.subject, r.created_at) for r in rows]
 
 
+def with_web_versions(session: Session) -> list[tuple[ArchiveEntry, str]]:
+    """Campaigns with a web version, newest first, each with that web version (for the feed)."""
+    rows = session.execute(
+        select(StartedCampaign.slug, StartedCampaign.subject, StartedCampaign.created_at, StartedCampaign.web_html)
+        .where(StartedCampaign.web_html != "")
+        .order_by(StartedCampaign.created_at.desc(), StartedCampaign.id.desc())
+    )
+    return [(ArchiveEntry(slug, subject, sent), html) for slug, subject, sent, html in rows]
+
+
 def web_version(session: Session, slug: str) -> str | None:
     record = session.scalar(select(StartedCampaign).where(StartedCampaign.slug == slug))
     return record.web_html if record is not None and record.web_html else None

@@ -1,4 +1,4 @@
-"""The signup form's own emails: "please confirm" and "you're already subscribed".
+"""The web endpoint's own emails: "please confirm", "you're already subscribed" and "your preferences link".
 
 These are one-off messages, so a plain :class:`email.message.EmailMessage` is fine (campaigns use
 the two-stage :class:`newsletter.delivery.mime.MessageFactory` for speed).
@@ -72,6 +72,15 @@ class SignupEmails:
             recipient,
             f"You're already subscribed to {self.settings.organisation}'s newsletter",
             "email_already",
+            preferences_url=preferences_url,
+            unsubscribe_url=unsubscribe_url,
+        )
+
+    def preferences_link(self, recipient: str, preferences_url: str, unsubscribe_url: str) -> OutgoingMessage:
+        return self._message(
+            recipient,
+            f"Your link to {self.settings.organisation}'s newsletter preferences",
+            "email_preferences",
             preferences_url=preferences_url,
             unsubscribe_url=unsubscribe_url,
         )

@@ -1,7 +1,8 @@
 """What the web forms accept: parsing and checking submitted fields, with no Flask in sight.
 
-Every refusal is a :class:`FormError` whose message is shown on a 400 page. Messages never repeat
-what was typed: the page must not echo an address back.
+A refusal is either a :class:`FormError`, whose message is shown on a 400 page, or a
+:class:`FieldErrors`, which sends the form back (also a 400) with each message next to its field and
+what the visitor typed still filled in. Messages never repeat what was typed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ _INJECTION_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 
 class FormError(NewsletterError):
     """Input a form cannot accept; the message is safe to show to the person who sent it."""
+
+
+class FieldErrors(FormError):
+    """Input to correct on the form itself: a message per field, and the fields as they were sent."""
+
+    def __init__(self, errors: Mapping[str, str], values: MultiDict[str, str]) -> None:
+        super().__init__(" ".join(errors.values()))
+        self.errors = dict(errors)
+        self.values = values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,22 +82,32 @@ def honeypot_filled(form: MultiDict[str, str]) -> bool:
     return bool(form.get(HONEYPOT_FIELD, "").strip())
 
 
-def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) -> SignupForm:
-    raw_email = form.get("email", "")
+def parse_address(raw_email: str) -> tuple[Address, str]:
+    """The address typed, and the form it takes on the wire."""
     if not raw_email.strip():
         raise FormError("Please enter your email address.")
     if len(raw_email) > EMAIL_MAX:
         raise FormError("That email address is too long.")
     try:
         address = normalise_address(raw_email)
-        recipient = usable_recipient(address.email)
+        return address, usable_recipient(address.email)
     except InvalidAddress:
         raise FormError("That does not look like an email address; please check it.") from None
     except HeaderError:
         raise FormError(
             "We cannot send email to this address yet (letters outside ASCII before the @); please use another address."
         ) from None
-    return SignupForm(address, recipient, _name(form.get("name", "")), chosen_topics(form, topic_choices))
+
+
+def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) -> SignupForm:
+    address, recipient = parse_address(form.get("email", ""))
+    name = _name(form.get("name", ""))
+    topics = chosen_topics(form, topic_choices)
+    # Consent must be given, not assumed (GDPR Recital 32): no box is ticked in advance, so a
+    # request without a topic is sent back rather than read as "everything".
+    if topic_choices and not topics:
+        raise FieldErrors({"topic": "Please choose at least one topic."}, form)
+    return SignupForm(address, recipient, name, topics)
 
 
 def _name(raw: str) -> str:
@@ -113,3 +133,11 @@ def parse_preferences(form: MultiDict[str, str], topic_choices: Mapping[str, str
     if form.get("action") != "save":
         raise FormError("The preferences form was incomplete; please try again from the page.")
     return PreferencesForm(frozenset(chosen_topics(form, topic_choices)), form.get("paused") == "1")
+
+
+def parse_link_request(form: MultiDict[str, str]) -> tuple[Address, str]:
+    """The "email me my preferences link" form: the address, and the form it takes on the wire."""
+    try:
+        return parse_address(form.get("email", ""))
+    except FormError as exc:
+        raise FieldErrors({"email": str(exc)}, form) from None

@@ -1,8 +1,11 @@
-"""Sending the web endpoint's one-off emails (confirmations) off the request thread.
+"""Sending the web endpoint's one-off emails (confirmations, preferences links) off the request thread.
 
 The signup page must look and *take* the same time whatever the address's state: if the response
 waited for the SMTP server only when an email goes out, its timing would tell who is suppressed
 (bounced, complained, erased). So a request only queues the message; one thread per process sends.
+Where even looking the address up would take a different time per state (the "email me my
+preferences link" page), the request queues a job instead, which looks it up and builds the message
+on that thread (:meth:`Mailer.defer`).
 
 A message still in the queue when the process dies is lost. That is acceptable for a confirmation:
 the person sees no email and submits the form again. Failures are logged without the address.
@@ -15,10 +18,15 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 
 from newsletter.delivery.transports import OutgoingMessage, TransportError, TransportFactory
 
 log = logging.getLogger(__name__)
+
+
+# Work deferred off the request: returns the message to send, or None when there is none to send.
+Job = Callable[[], OutgoingMessage | None]
 
 
 class Mailer:
@@ -31,16 +39,23 @@ class Mailer:
     def __init__(self, transport: TransportFactory) -> None:
         self._transport = transport
         self._lock = threading.Lock()
-        self._queue: queue.Queue[OutgoingMessage | None] = queue.Queue()
+        self._queue: queue.Queue[OutgoingMessage | Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self.failures = 0
 
     def submit(self, message: OutgoingMessage) -> None:
+        self._put(message)
+
+    def defer(self, job: Job) -> None:
+        """Run ``job`` on the mail thread and send the message it returns, if any."""
+        self._put(job)
+
+    def _put(self, item: OutgoingMessage | Job) -> None:
         with self._lock:
             if self._thread is None or self._pid != os.getpid():
                 self._start()
-            self._queue.put(message)
+            self._queue.put(item)
 
     def _start(self) -> None:
         self._queue = queue.Queue()  # after a fork, the parent's queue and thread are not ours
@@ -52,13 +67,23 @@ class Mailer:
     def _run(self) -> None:
         jobs = self._queue
         while True:
-            message = jobs.get()
+            item = jobs.get()
             try:
-                if message is None:
+                if item is None:
                     return
-                self._send(message)
+                message = item if isinstance(item, OutgoingMessage) else self._run_job(item)
+                if message is not None:
+                    self._send(message)
             finally:
                 jobs.task_done()
+
+    def _run_job(self, job: Job) -> OutgoingMessage | None:
+        try:
+            return job()
+        except Exception:  # the thread serves every later request: log (no address) and go on
+            self.failures += 1
+            log.exception("a deferred email job failed")
+            return None
 
     def _send(self, message: OutgoingMessage) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Rate limits on the signup form: per client IP, and per email address.
+"""Rate limits on the public forms (signup, preferences link): per client IP, and per email address.
 
 Both limits count *requests*, never emails sent. Counting emails would make a 429 appear sooner for
 an address that gets a confirmation than for one that is suppressed (bounced, complained, erased),
@@ -26,7 +26,7 @@ from newsletter.errors import ConfigError, NewsletterError
 
 
 class RateLimited(NewsletterError):
-    """Too many signup requests from one client or for one address."""
+    """Too many requests from one client or for one address."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
@@ -61,17 +61,18 @@ class SignupLimiter:
         self.storage = cast(Storage, storage_from_string(limits.storage_uri))  # a sync URI gives a sync storage
         self._limiter = MovingWindowRateLimiter(self.storage)
 
-    def _hit(self, item: RateLimitItem | None, kind: str, key: str) -> None:
-        if item is not None and not self._limiter.hit(item, "signup", kind, key):
+    def _hit(self, item: RateLimitItem | None, form: str, kind: str, key: str) -> None:
+        if item is not None and not self._limiter.hit(item, form, kind, key):
             # Whole window, not the exact reset time: the exact time would say when the first of
             # someone else's requests for this address was made.
-            raise RateLimited("too many signup requests; please try again later", item.get_expiry())
+            raise RateLimited("too many requests; please try again later", item.get_expiry())
 
-    def check_ip(self, ip: str) -> None:
-        self._hit(self._per_ip, "ip", self._digest("ip", ip))
+    # ``form`` keeps each form's counts apart: asking for a preferences link uses up no signups.
+    def check_ip(self, ip: str, form: str = "signup") -> None:
+        self._hit(self._per_ip, form, "ip", self._digest("ip", ip))
 
-    def check_address(self, address_key: str) -> None:
-        self._hit(self._per_address, "address", self._digest("address", address_key))
+    def check_address(self, address_key: str, form: str = "signup") -> None:
+        self._hit(self._per_address, form, "address", self._digest("address", address_key))
 
     def _digest(self, kind: str, value: str) -> str:
         return hmac.new(self._key, f"ratelimit:{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -1,10 +1,11 @@
-"""From a signed link to the subscriber it belongs to, or a refusal.
+"""From a signed link to what it belongs to (a subscriber, or a signup request), or a refusal.
 
 The token is the only key to the confirm, unsubscribe and preferences pages: there is no login.
-It is signed for one purpose, names one subscriber by id, and carries a keyed fingerprint of their
-address, so a token is refused if it is forged, cut short, made for another purpose, made for
-someone else, expired (confirm only), or if its subscriber has since been erased. An unsubscribe
-token from a campaign also names the campaign, for the campaign report's count of unsubscribes.
+It is signed for one purpose, names one subscriber (or, for confirm, one signup request), and carries
+a keyed fingerprint of the address, so a token is refused if it is forged, cut short, made for another
+purpose, made for someone else, expired (confirm only), or if its subscriber has since been erased. An
+unsubscribe token from a campaign also names the campaign, for the campaign report's count of
+unsubscribes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from newsletter.delivery.links import BadToken, Links, Purpose, TokenClaim
-from newsletter.store.models import StartedCampaign, Subscriber
+from newsletter.store.models import SignupRequest, StartedCampaign, Subscriber
+from newsletter.subscribers import service
 
-TOKEN_MAX = 512  # ours are about 60-90 characters; anything much longer is not one of ours
+TOKEN_MAX = 512  # ours are about 60-130 characters; anything much longer is not one of ours
 
 
 def subscriber_for(session: Session, links: Links, purpose: Purpose, token: str) -> Subscriber:
@@ -24,12 +26,10 @@ def subscriber_for(session: Session, links: Links, purpose: Purpose, token: str)
 
 def subscriber_and_claim(session: Session, links: Links, purpose: Purpose, token: str) -> tuple[Subscriber, TokenClaim]:
     """The subscriber a token was made for and what the token says; raises :class:`BadToken` otherwise."""
-    if len(token) > TOKEN_MAX or not token.isascii():
-        raise BadToken("this link is not valid")
-    claim = links.read(purpose, token)
-    subscriber = session.get(Subscriber, claim.subscriber_id)
+    claim = links.read(purpose, token) if len(token) <= TOKEN_MAX and token.isascii() else None
+    subscriber = session.get(Subscriber, claim.subscriber_id) if claim is not None else None
     # Erasure deletes the row; an id reused after that has another address, hence the fingerprint.
-    if subscriber is None or not links.matches(claim, subscriber.email_key):
+    if claim is None or subscriber is None or not links.matches(claim, subscriber.email_key):
         raise BadToken("this link is not valid")
     return subscriber, claim
 
@@ -40,3 +40,13 @@ def campaign_of(session: Session, claim: TokenClaim) -> str | None:
         return None
     campaign = session.get(StartedCampaign, claim.campaign_id)
     return campaign.slug if campaign is not None else None
+
+
+def signup_request_for(session: Session, links: Links, token: str) -> SignupRequest:
+    """The signup request a confirmation link was sent for; raises :class:`BadToken` otherwise."""
+    claim = links.read("confirm", token) if len(token) <= TOKEN_MAX and token.isascii() else None
+    request = service.find_request(session, claim.key) if claim is not None else None
+    if claim is None or request is None or not links.matches(claim, request.subscriber.email_key):
+        # An unknown request was erased, or forgotten after the retention period: sign up again.
+        raise BadToken("this link is not valid")
+    return request

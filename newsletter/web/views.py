@@ -9,6 +9,7 @@ hence no CSRF token: a forged cross-site POST would need the secret token itself
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from datetime import date
 from typing import Any
@@ -21,15 +22,18 @@ from werkzeug.datastructures import MultiDict
 
 from newsletter.campaigns import faq
 from newsletter.delivery.links import BadToken, Purpose
+from newsletter.delivery.transports import OutgoingMessage
 from newsletter.store.models import Source, Status, Subscriber
 from newsletter.subscribers import service as subscribers
+from newsletter.subscribers.addresses import Address
 from newsletter.subscribers.consent import ConsentInfo, ip_hash
 from newsletter.subscribers.service import Reply, SignupOutcome
 from newsletter.web import archive, forms
-from newsletter.web.forms import SignupForm
+from newsletter.web.feed import atom_feed
+from newsletter.web.forms import FieldErrors, SignupForm
 from newsletter.web.pages import ARCHIVE_CSP
 from newsletter.web.state import WebState, web_state
-from newsletter.web.tokens import campaign_of, subscriber_and_claim, subscriber_for
+from newsletter.web.tokens import campaign_of, signup_request_for, subscriber_and_claim, subscriber_for
 
 log = logging.getLogger(__name__)
 bp = Blueprint("newsletter", __name__)
@@ -53,20 +57,28 @@ def favicon() -> Response:
 
 @bp.get("/subscribe")
 def subscribe_form() -> str:
-    return render_template("subscribe.html", action=url_for(".subscribe"))
+    return render_template("subscribe.html", action=url_for(".subscribe"), values=None, errors=None)
 
 
 @bp.post("/subscribe")
-def subscribe() -> str:
+def subscribe() -> Response | str:
     """The same page for every outcome: nothing on it tells whether the address is known."""
     state = web_state()
     state.limiter.check_ip(_client_ip())
     form = _read_form()
     if not forms.honeypot_filled(form):
-        signup = forms.parse_signup(form, state.topic_choices)
+        try:
+            signup = forms.parse_signup(form, state.topic_choices)
+        except FieldErrors as exc:
+            return _form_again("subscribe.html", exc, action=url_for(".subscribe"))
         state.limiter.check_address(signup.address.key)
         _reply(state, signup, _apply_signup(state, signup))
     return render_template("check_inbox.html")
+
+
+def _form_again(template: str, exc: FieldErrors, **context: object) -> Response:
+    """The form once more, with what was typed and each error by its field (a 400: nothing was done)."""
+    return Response(render_template(template, values=exc.values, errors=exc.errors, **context), 400)
 
 
 def _apply_signup(state: WebState, signup: SignupForm) -> SignupOutcome:
@@ -83,7 +95,6 @@ def _apply_signup(state: WebState, signup: SignupForm) -> SignupOutcome:
                 name=signup.name,
                 topics=signup.topics,
                 consent=consent,
-                topic_choices=state.topic_choices,
                 secret_key=settings.secret_key,
             )
 
@@ -100,7 +111,8 @@ def _reply(state: WebState, signup: SignupForm, outcome: SignupOutcome) -> None:
     links, who = state.links, (outcome.subscriber_id, outcome.email_key)
     try:
         if outcome.reply is Reply.CONFIRM:
-            message = state.emails.confirmation(signup.recipient, links.url("confirm", *who))
+            confirm_url = links.url("confirm", outcome.request_token, outcome.email_key)
+            message = state.emails.confirmation(signup.recipient, confirm_url)
         else:
             message = state.emails.already_subscribed(
                 signup.recipient, links.url("preferences", *who), links.url("unsubscribe", *who)
@@ -147,19 +159,28 @@ def _read_form() -> MultiDict[str, str]:
 def confirm_page(token: str) -> str:
     state = web_state()
     with state.store.session(commit=False) as session:
-        subscriber = subscriber_for(session, state.links, "confirm", token)
-        if subscribers.awaiting_confirmation(subscriber):
-            return render_template("confirm.html", action=url_for(".confirm_post", token=token))
-        return _confirmed_page(state, subscriber)
+        request = signup_request_for(session, state.links, token)
+        if subscribers.awaiting_confirmation(request):
+            # What this link confirms, so that its owner sees it before pressing the button: someone
+            # else may have typed this address with other choices, and that request has its own link.
+            chosen = [label for tag, label in state.topic_choices.items() if tag in request.topics]
+            return render_template(
+                "confirm.html",
+                action=url_for(".confirm_post", token=token),
+                chosen_topics=chosen,
+                name=request.name,
+                wording_version=request.consent.wording_version,
+            )
+        return _confirmed_page(state, request.subscriber)
 
 
 @bp.post("/confirm/<token>")
 def confirm_post(token: str) -> str:
     state = web_state()
     with state.store.session() as session:
-        subscriber = subscriber_for(session, state.links, "confirm", token)
-        subscribers.confirm_request(session, subscriber)
-        return _confirmed_page(state, subscriber)
+        request = signup_request_for(session, state.links, token)
+        subscribers.confirm_request(session, request, topic_choices=state.topic_choices)
+        return _confirmed_page(state, request.subscriber)
 
 
 def _confirmed_page(state: WebState, subscriber: Subscriber) -> str:
@@ -249,12 +270,48 @@ def _preferences(state: WebState, subscriber: Subscriber, token: str, *, saved: 
     )
 
 
+# --- "Email me my preferences link" ------------------------------------------------------------------
+
+
+@bp.get("/preferences", endpoint="preferences_without_token")
+def preferences_link_form() -> str:
+    """Also where the sample preferences link of an archived campaign leads."""
+    return render_template("preferences_link.html", action=url_for(".preferences_link"), values=None, errors=None)
+
+
+@bp.post("/preferences")
+def preferences_link() -> Response | str:
+    """The same page, in the same time, whatever the address: the look-up happens on the mail thread."""
+    state = web_state()
+    state.limiter.check_ip(_client_ip(), form="preferences-link")
+    form = _read_form()
+    if forms.honeypot_filled(form):
+        return render_template("preferences_link_sent.html")
+    try:
+        address, recipient = forms.parse_link_request(form)
+    except FieldErrors as exc:
+        return _form_again("preferences_link.html", exc, action=url_for(".preferences_link"))
+    state.limiter.check_address(address.key, form="preferences-link")
+    state.mailer.defer(functools.partial(_preferences_link_email, state, address, recipient))
+    return render_template("preferences_link_sent.html")
+
+
+def _preferences_link_email(state: WebState, address: Address, recipient: str) -> OutgoingMessage | None:
+    """On the mail thread: the email with the preferences link, if the address is subscribed."""
+    with state.store.session(commit=False) as session:
+        subscriber = subscribers.find(session, address)
+        if subscriber is None or subscriber.status != Status.CONFIRMED:
+            return None
+        who = (subscriber.id, subscriber.email_key)
+    links = state.links
+    return state.emails.preferences_link(recipient, links.url("preferences", *who), links.url("unsubscribe", *who))
+
+
 # --- Links without a token: the sample links in archived and built campaigns ------------------------
 
 
 @bp.get("/confirm", endpoint="confirm_without_token")
 @bp.get("/unsubscribe", endpoint="unsubscribe_without_token")
-@bp.get("/preferences", endpoint="preferences_without_token")
 def without_token() -> str:
     state = web_state()
     contact = state.settings.reply_to or state.settings.from_address
@@ -268,6 +325,24 @@ def without_token() -> str:
 def archive_index() -> str:
     with web_state().store.session(commit=False) as session:
         return render_template("archive.html", entries=archive.entries(session))
+
+
+@bp.get("/archive/feed.xml")
+def archive_feed() -> Response:
+    state = web_state()
+    with state.store.session(commit=False) as session:
+        entries = archive.with_web_versions(session)
+    links = state.links
+    data = atom_feed(
+        entries,
+        organisation=state.settings.organisation,
+        archive_url=links.archive_url(),
+        feed_url=f"{links.archive_url()}/feed.xml",
+        entry_url=links.archive_url,
+    )
+    response = Response(data, mimetype="application/atom+xml")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @bp.get("/archive/<slug>")

@@ -19,6 +19,7 @@ from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.store.engine import Store
 from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
 from newsletter.subscribers import service
+from newsletter.subscribers.addresses import normalise_address
 from newsletter.subscribers.service import ConsentInfo
 from newsletter.web import RateLimits, create_app
 
@@ -79,6 +80,25 @@ def link_in(message: OutgoingMessage, purpose: Purpose) -> str:
 
 def token_path(purpose: Purpose, subscriber: Subscriber) -> str:
     return f"/{purpose}/{links().token(purpose, subscriber.id, subscriber.email_key)}"
+
+
+def request_signup(store: Store, address: str, *, name: str = "", topics: tuple[str, ...] = ("faq-updates",)) -> str:
+    """A form request, as the web makes it; returns the request's token (the key in its confirm link)."""
+    with store.session() as session:
+        outcome = service.request_signup(
+            session,
+            normalise_address(address),
+            name=name,
+            topics=topics,
+            consent=ConsentInfo(Source.FORM, "v1"),
+            secret_key=SECRET,
+        )
+    assert outcome.request_token, outcome
+    return outcome.request_token
+
+
+def confirm_path(request_token: str, subscriber: Subscriber) -> str:
+    return f"/confirm/{links().token('confirm', request_token, subscriber.email_key)}"
 
 
 def add_subscriber(

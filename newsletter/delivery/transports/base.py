@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
 
@@ -176,6 +177,14 @@ class Transport(abc.ABC):
             # A programming error, not a user's: hence not a NewsletterError.
             raise RuntimeError(f"{self!r} is not open; use it in a with block or call open() first")
         return self._send(message)
+
+    def forget(self, message_ids: Iterable[str]) -> int:
+        """Remove the copies this transport keeps of these messages, for an erasure (GDPR Art. 17).
+
+        Returns how many it removed. Most transports keep none: a message handed to a server is
+        the server's. Needs no open transport.
+        """
+        return 0
 
     def __enter__(self) -> Self:
         self.open()

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
 
@@ -69,6 +70,15 @@ class FileTransport(Transport):
             private_folder(self.folder)
         except OSError as exc:
             raise TransportConfigError(f"cannot create the outbox folder {self.folder}: {exc.strerror or exc}") from exc
+
+    def forget(self, message_ids: Iterable[str]) -> int:
+        """Delete the files of these messages, where they are still in the folder."""
+        removed = 0
+        for message_id in message_ids:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / file_name(message_id)).unlink()
+                removed += 1
+        return removed
 
     def _send(self, message: OutgoingMessage) -> SendResult:
         path = self.folder / file_name(message.message_id)
