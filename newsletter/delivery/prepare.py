@@ -18,7 +18,7 @@ from newsletter.delivery.dkim import Signer, dkim_signer
 from newsletter.delivery.headers import clean_header_value, envelope_address, format_address
 from newsletter.delivery.ledger import Claim
 from newsletter.delivery.links import Links
-from newsletter.delivery.mime import MessageFactory
+from newsletter.delivery.mime import MessageFactory, stuffed
 from newsletter.delivery.transports import OutgoingMessage
 from newsletter.errors import NewsletterError
 
@@ -69,7 +69,7 @@ class Prepared:
         message_id = self.message_id(campaign_id, item.outbox_id)
         address = envelope_address(item.email)
         links = self._links()
-        data = self.factory.build(
+        data, wire = self.factory.build_with_wire(
             address,
             item.name,
             links.url("unsubscribe", item.subscriber_id, item.email_key),
@@ -77,8 +77,10 @@ class Prepared:
             message_id=message_id,
         )
         if self.dkim is not None:
-            data = self.dkim(data)
-        return OutgoingMessage(self.settings.from_address, address, data, message_id)
+            signed = self.dkim(data)
+            wire = stuffed(signed[: len(signed) - len(data)]) + wire  # the signature header goes in front
+            data = signed
+        return OutgoingMessage(self.settings.from_address, address, data, message_id, wire=wire)
 
 
 def prepare(ref: str | Path, settings: Settings, *, for_send: bool = True) -> Prepared:

@@ -18,7 +18,7 @@ from newsletter.errors import StoreError
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration. Kept here so that opening the store does not import Alembic (a test checks it
 # against the migration scripts); every command opens the store, only `init` migrates.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003_engine_v2"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -254,6 +255,19 @@ class SendRun(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class SendPace(Base):
+    """A campaign's shared pace: the next free sending slot, for every worker on every machine.
+
+    Workers reserve slots by moving ``next_at`` on (seconds since the epoch, by the database's clock on
+    PostgreSQL), so N workers at ``--rate R`` send R messages a second together, not N times R.
+    """
+
+    __tablename__ = "send_pace"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Lease(Base):

@@ -20,13 +20,14 @@ unknown. Either way the connection is discarded and the next ``send`` reconnects
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
 import socket
 import ssl
 import urllib.parse
 from pathlib import Path
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from newsletter.delivery.transports.base import (
     ConnectionLost,
@@ -43,12 +44,21 @@ from newsletter.delivery.transports.base import (
     safe_url,
 )
 
+if TYPE_CHECKING:
+    from newsletter.delivery.transports.smtp_pipeline import SMTPConnection
+
 TLSMode = Literal["starttls", "none", "implicit"]
 DEFAULT_PORTS = {"starttls": 587, "none": 587, "implicit": 465}
 DEFAULT_TIMEOUT = 30.0
 _OPTIONS = frozenset({"tls", "timeout", "cafile", "verify", "local_hostname"})
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+@functools.cache
+def local_hostname() -> str:
+    """The name this host gives in EHLO when the URL names none (as smtplib does)."""
+    return socket.getfqdn()
 
 
 class _NotSent(Exception):
@@ -162,6 +172,12 @@ class SMTPTransport(Transport):
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    def connection(self) -> SMTPConnection:
+        """A connection with these settings for the delivery engine's event loop."""
+        from newsletter.delivery.transports.smtp_pipeline import SMTPConnection
+
+        return SMTPConnection(self)
+
     def _open(self) -> None:
         self._connect()
 
@@ -185,10 +201,14 @@ class SMTPTransport(Transport):
         try:
             if self.tls == "implicit":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, self.local_hostname, timeout=self.timeout, context=self._ssl_context
+                    self.host,
+                    self.port,
+                    self.local_hostname or local_hostname(),
+                    timeout=self.timeout,
+                    context=self._ssl_context,
                 )
             else:
-                smtp = smtplib.SMTP(self.host, self.port, self.local_hostname, timeout=self.timeout)
+                smtp = smtplib.SMTP(self.host, self.port, self.local_hostname or local_hostname(), timeout=self.timeout)
         except ssl.SSLCertVerificationError as exc:
             raise _untrusted(where, exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
@@ -296,7 +316,7 @@ class SMTPTransport(Transport):
             self._discard()
             raise
         try:
-            smtp.send(_wire_form(message.data))
+            smtp.send(message.wire or _wire_form(message.data))
         except (smtplib.SMTPException, OSError) as exc:
             # The final "." never left: the server cannot have accepted the message.
             self._discard()
