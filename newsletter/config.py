@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from newsletter.errors import ConfigError
 
 CONFIG_FILENAME = "newsletter.toml"
@@ -88,6 +86,8 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         """The database URL with a relative SQLite path anchored in the project folder."""
+        from sqlalchemy.engine import make_url  # only commands that open the store need SQLAlchemy
+
         url = make_url(self.database_url)
         sqlite_file = url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
         if sqlite_file and not Path(str(url.database)).is_absolute():
@@ -198,5 +198,7 @@ def masked(name: str, value: Any) -> Any:
     if Settings.field_info(name).get("secret"):
         return "********" if value else "(not set)"
     if name == "database_url":
+        from sqlalchemy.engine import make_url
+
         return make_url(value).render_as_string(hide_password=True)
     return value

@@ -29,6 +29,14 @@ from newsletter.store.engine import Store
 @click.option("--connections", type=click.IntRange(1, 64), help="Connections in parallel.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
 @click.option("--worker", is_flag=True, help="Join a campaign another run has started (e.g. on another machine).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --worker: wait this long for another run to start the campaign.",
+)
 @json_option
 @click.pass_obj
 def send(
@@ -41,6 +49,7 @@ def send(
     connections: int | None,
     limit: int | None,
     worker: bool,
+    wait: float,
     as_json: bool,
 ) -> None:
     """Send a campaign to its audience.
@@ -53,6 +62,8 @@ def send(
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
+    if wait and not worker:
+        raise click.UsageError("--wait only applies to --worker")
     prepared = prepare_or_explain(app, ref, for_send=True)
     factory = transport_factory(app.settings, transport_url)
     store = app.store
@@ -84,6 +95,7 @@ def send(
             rate=rate,
             limit=limit,
             progress=progress,
+            wait=wait,
         )
 
     result = run() if as_json else _with_progress(store, prepared, limit, run)
@@ -93,10 +105,7 @@ def send(
         c = result.counts
         for warning in result.warnings:
             click.echo(f"Warning: {warning}", err=True)
-        click.echo(
-            f"{slug}: {c.sent} sent, {c.failed} failed, {c.pending} pending, {c.skipped} skipped "
-            f"of {c.audience}; {c.possibly_duplicated} possibly duplicated ({result.duration_s:.1f} s)."
-        )
+        click.echo(result.summary())
         if c.pending:
             click.echo("Some messages are still pending: run the same command again later.", err=True)
     sys.exit(result.exit_code)
@@ -161,12 +170,14 @@ class _LogProgress:
 def status(app: App, ref: str, as_json: bool) -> None:
     """Show where a campaign's sending stands.
 
-    Counts: audience, sent, failed, pending, skipped, possibly duplicated.
+    Counts: audience, sent, failed, pending, skipped, possibly duplicated. For pending and failed
+    messages, the latest server reply of each kind, with how many messages it concerns.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
     slug = load_campaign(ref, app.settings).slug
-    data = delivery.status_dict(slug, delivery.status(app.store, slug))
+    why = delivery.reasons(app.store, slug)
+    data = delivery.status_dict(slug, delivery.status(app.store, slug), why)
     if as_json:
         print_json(data)
     else:
@@ -184,6 +195,8 @@ def status(app: App, ref: str, as_json: bool) -> None:
                 )
             ],
         )
+        for reason in why:
+            click.echo(f"{reason.state}: {reason.line()}")
 
 
 @click.command()

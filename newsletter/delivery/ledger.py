@@ -154,6 +154,69 @@ def counts(session: Session, campaign: StartedCampaign) -> Counts:
     return Counts(*row)
 
 
+# Our own error texts wrap the server's reply: "451 RCPT TO:<...> refused: 4.7.1 Try again later".
+_OUR_WRAPPING = re.compile(
+    r"(?:\d{3} )?(?:MAIL FROM:<[^>]*>.*?|RCPT TO:<[^>]*>|DATA|message) refused: (?P<reply>.*)", re.S
+)
+_ENHANCED_STATUS = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b\s*")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why messages wait or failed: the latest reply of one class (state, code, enhanced status), with a count."""
+
+    state: str  # "pending" or "failed"
+    code: int | None
+    status: str | None  # the enhanced status code (RFC 3463), e.g. "4.7.1"
+    text: str  # the latest reply of the class, addresses redacted
+    count: int
+
+    def line(self) -> str:
+        parts = [str(self.code) if self.code is not None else "", self.status or "", self.text]
+        return f"{' '.join(p for p in parts if p)} \u00d7{self.count}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "code": self.code,
+            "status": self.status,
+            "text": self.text,
+            "count": self.count,
+            "line": self.line(),
+        }
+
+
+def reasons(session: Session, campaign: StartedCampaign) -> list[Reason]:
+    """For pending and failed messages, the latest server reply per class, most frequent first."""
+    state = case((OutboxRow.state == OutboxState.FAILED.value, "failed"), else_="pending")
+    rows = session.execute(
+        select(state, OutboxRow.last_code, OutboxRow.last_error, func.count(), func.max(OutboxRow.claimed_at))
+        .where(
+            OutboxRow.campaign_id == campaign.id,
+            OutboxRow.state.in_([OutboxState.PENDING.value, OutboxState.SENDING.value, OutboxState.FAILED.value]),
+            OutboxRow.last_error.is_not(None),
+        )
+        .group_by(state, OutboxRow.last_code, OutboxRow.last_error)
+    ).all()
+    classes: dict[tuple[str, int | None, str | None], tuple[int, Any, str]] = {}
+    for row_state, code, error, count, latest in rows:
+        text = redact(error)
+        wrapped = _OUR_WRAPPING.fullmatch(text)
+        if wrapped:
+            text = wrapped["reply"]
+        enhanced = _ENHANCED_STATUS.match(text)
+        status = enhanced[1] if enhanced else None
+        if enhanced:
+            text = text[enhanced.end() :]
+        key = (row_state, code, status)
+        total, seen, shown = classes.get(key, (0, None, text))
+        if seen is None or (latest is not None and latest > seen):
+            seen, shown = latest, text
+        classes[key] = (total + count, seen, shown)
+    found = [Reason(st, code, status, text, total) for (st, code, status), (total, _, text) in classes.items()]
+    return sorted(found, key=lambda r: (r.state != "pending", -r.count, r.code or 0))
+
+
 def start_run(session: Session, campaign: StartedCampaign) -> str:
     run_id = uuid.uuid4().hex
     now = utcnow()

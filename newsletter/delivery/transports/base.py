@@ -217,9 +217,9 @@ class AsyncConnection(abc.ABC):
     - :meth:`finish` completes it (the final dot) and returns the server's verdict, with the same
       errors as :meth:`Transport.send`; ConnectionLost means the outcome is unknown.
 
-    ``finish(following)`` calls ``following()`` once this message's end is on its way, while the
-    server works on it, for the message to send next (or None), and may start that message's
-    transaction right behind (SMTP PIPELINING); the next :meth:`begin` is then called with it.
+    ``finish(following)`` may call ``following()`` for the message to send next (or None) and start
+    that message's transaction right behind this one's end (SMTP PIPELINING); the next
+    :meth:`begin` is then called with it.
     """
 
     @abc.abstractmethod

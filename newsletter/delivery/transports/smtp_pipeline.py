@@ -338,21 +338,23 @@ class SMTPConnection(AsyncConnection):
         message, self._current = self._current, None
         if message is None:
             raise RuntimeError("finish() without a successful begin()")
+        data = message.wire or _wire_form(message.data)
+        # The next message's envelope goes out in the same write as this one's end (PIPELINING):
+        # one write and one wake-up of the server per message. A separate small write for the
+        # envelope was measured at twice the time per message, at one connection into smtp-sink.
+        upcoming = following() if following is not None else None
+        if upcoming is not None and "pipelining" in self._extensions:
+            try:
+                data += "".join(f"{c}\r\n" for c in self._envelope(upcoming)).encode(self._command_encoding())
+                self._prefetched = upcoming
+            except TransportError:
+                pass  # its own begin() reports it
         try:
-            # The body and its final dot in one write: one wake-up of the server.
-            self._write(message.wire or _wire_form(message.data))
+            self._write(data)
         except (_Lost, OSError) as exc:
             # The final dot never left: the server cannot have accepted the message.
             self._discard()
             raise TemporaryFailure(None, f"connection to {self.where} lost: {_why(exc)}") from exc
-        # While the server works on this message: the next one, whose envelope may go out behind it.
-        upcoming = following() if following is not None else None
-        if upcoming is not None and "pipelining" in self._extensions:
-            try:
-                self._send_envelope(self._envelope(upcoming))
-                self._prefetched = upcoming
-            except (TransportError, _Lost, OSError):
-                pass  # its own begin() reports or repairs it
         try:
             code, text = (await self._replies(1))[0]
         except (_Lost, OSError) as exc:
