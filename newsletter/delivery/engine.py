@@ -271,10 +271,10 @@ class DeliveryRun:
         self.state = _RunState(limit)
         self.run_id = ""
         # Claims are shared by the connections; big enough to be cheap, small enough that several
-        # workers end together. With a pace, a few seconds' worth.
+        # workers end together. With a pace (shared with other workers), half a second's worth.
         self.claim_size = min(500, 50 * self.connections)
         if rate > 0:
-            self.claim_size = min(self.claim_size, max(self.connections, round(rate * 2)))
+            self.claim_size = min(self.claim_size, max(self.connections, round(rate / 2)))
         self._queue: collections.deque[Claim] = collections.deque()
 
     def run(self) -> Counts:

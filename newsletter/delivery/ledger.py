@@ -204,6 +204,8 @@ def reasons(session: Session, campaign: StartedCampaign) -> list[Reason]:
         wrapped = _OUR_WRAPPING.fullmatch(text)
         if wrapped:
             text = wrapped["reply"]
+        elif code is not None and text.startswith(f"{code} "):
+            text = text[4:]
         enhanced = _ENHANCED_STATUS.match(text)
         status = enhanced[1] if enhanced else None
         if enhanced:
