@@ -78,19 +78,12 @@ async def send_all(conn: SMTPConnection, messages: list[OutgoingMessage]) -> lis
             outcomes.append(exc)
             current = queue.pop(0) if queue else None
             continue
-        following: list[OutgoingMessage] = []
-
-        def take(following: list[OutgoingMessage] = following) -> OutgoingMessage | None:
-            if queue:
-                following.append(queue.pop(0))
-                return following[0]
-            return None
-
+        following = queue.pop(0) if queue else None
         try:
-            outcomes.append(await conn.finish(take))
+            outcomes.append(await conn.finish(following))
         except (TemporaryFailure, PermanentFailure) as exc:
             outcomes.append(exc)
-        current = following[0] if following else (queue.pop(0) if queue else None)
+        current = following
     await conn.close()
     return outcomes
 

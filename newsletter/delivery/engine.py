@@ -225,12 +225,9 @@ class _Threaded(AsyncConnection):
     async def abandon(self) -> None:
         self._message = None
 
-    async def finish(self, following: Callable[[], OutgoingMessage | None] | None = None) -> SendResult:
+    async def finish(self, following: OutgoingMessage | None = None) -> SendResult:
         message, self._message = self._message, None
-        pending = asyncio.ensure_future(self._call(self.transport.send, message))
-        if following is not None:
-            following()  # built while the transport's thread sends this one
-        result: SendResult = await pending
+        result: SendResult = await self._call(self.transport.send, message)
         return result
 
     async def close(self) -> None:
@@ -388,12 +385,14 @@ class DeliveryRun:
         carry: list[tuple[Record, str | None]] = []  # the last outcome: committed with the next row's begin
         current: Claim | None = None
         delivering = False  # finish() was called for ``current``: it may have been delivered
-        following: tuple[Claim, OutgoingMessage | Callable[[Ledger], None]] | None = None
+        # Rows taken for this connection and their messages, built while the server works on the
+        # previous one (off the critical path); the first one's envelope may already be on its way.
+        ahead: collections.deque[tuple[Claim, OutgoingMessage | Callable[[Ledger], None]]] = collections.deque()
         unwanted: list[int] = []  # their subscriber left after the claim: back to pending, then skipped
         try:
             while True:
-                if following is not None:
-                    (item, built), following = following, None
+                if ahead:
+                    item, built = ahead.popleft()
                 else:
                     if carry:  # nothing follows at once: no reason to hold the outcome back
                         await self.commit(*carry)
@@ -426,17 +425,12 @@ class DeliveryRun:
                     unwanted.append(item.outbox_id)
                     continue
                 delivering = True
-
-                def build_following() -> OutgoingMessage | None:
-                    nonlocal following
-                    ready = self._next_ready() if self.pacer.pace is None else None
-                    if ready is None:
-                        return None
-                    following = (ready, self._message(ready))
-                    return following[1] if isinstance(following[1], OutgoingMessage) else None
-
+                if self.pacer.pace is None:
+                    self._take_ahead(ahead, 1)  # built now only when nothing was built ahead
+                    asyncio.get_running_loop().call_soon(self._take_ahead, ahead, 2)  # while the server works
+                following = ahead[0][1] if ahead and isinstance(ahead[0][1], OutgoingMessage) else None
                 try:
-                    result = await connection.finish(build_following)
+                    result = await connection.finish(following)
                 except TransportConfigError:
                     delivering = False  # the settings cannot work: nothing went out
                     raise
@@ -450,11 +444,16 @@ class DeliveryRun:
             if current is not None and delivering:
                 records.append((self._retry(current, None, "the run stopped", duplicated=True, counted=True), "retry"))
             self.commit.now(*records)
-            unsent = [c.outbox_id for c in (None if delivering else current, following and following[0]) if c]
-            unsent += unwanted
+            unsent = [item.outbox_id for item, _ in ahead] + unwanted
+            if current is not None and not delivering:
+                unsent.append(current.outbox_id)
             if unsent:
                 with self.ledger.db.begin():
                     self.ledger.release(unsent)
+
+    def _take_ahead(self, ahead: collections.deque[tuple[Claim, Any]], count: int) -> None:
+        while len(ahead) < count and (ready := self._next_ready()) is not None:
+            ahead.append((ready, self._message(ready)))
 
     def _outcome(self, item: Claim, exc: Exception, *, counted: bool) -> tuple[Record, str | None]:
         if isinstance(exc, TemporaryFailure):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -217,9 +216,8 @@ class AsyncConnection(abc.ABC):
     - :meth:`finish` completes it (the final dot) and returns the server's verdict, with the same
       errors as :meth:`Transport.send`; ConnectionLost means the outcome is unknown.
 
-    ``finish(following)`` may call ``following()`` for the message to send next (or None) and start
-    that message's transaction right behind this one's end (SMTP PIPELINING); the next
-    :meth:`begin` is then called with it.
+    ``finish(following)`` may start the transaction of ``following``, the message to send next,
+    right behind this one's end (SMTP PIPELINING); the next :meth:`begin` is then called with it.
     """
 
     @abc.abstractmethod
@@ -231,7 +229,7 @@ class AsyncConnection(abc.ABC):
     async def begin(self, message: OutgoingMessage) -> None: ...
 
     @abc.abstractmethod
-    async def finish(self, following: Callable[[], OutgoingMessage | None] | None = None) -> SendResult: ...
+    async def finish(self, following: OutgoingMessage | None = None) -> SendResult: ...
 
     @abc.abstractmethod
     async def abandon(self) -> None:

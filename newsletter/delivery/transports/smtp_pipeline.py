@@ -24,7 +24,6 @@ import base64
 import collections
 import socket
 import ssl
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from newsletter.delivery.transports.base import (
@@ -334,7 +333,7 @@ class SMTPConnection(AsyncConnection):
         except (_Lost, OSError):
             self._discard()
 
-    async def finish(self, following: Callable[[], OutgoingMessage | None] | None = None) -> SendResult:
+    async def finish(self, following: OutgoingMessage | None = None) -> SendResult:
         message, self._current = self._current, None
         if message is None:
             raise RuntimeError("finish() without a successful begin()")
@@ -342,11 +341,10 @@ class SMTPConnection(AsyncConnection):
         # The next message's envelope goes out in the same write as this one's end (PIPELINING):
         # one write and one wake-up of the server per message. A separate small write for the
         # envelope was measured at twice the time per message, at one connection into smtp-sink.
-        upcoming = following() if following is not None else None
-        if upcoming is not None and "pipelining" in self._extensions:
+        if following is not None and "pipelining" in self._extensions:
             try:
-                data += "".join(f"{c}\r\n" for c in self._envelope(upcoming)).encode(self._command_encoding())
-                self._prefetched = upcoming
+                data += "".join(f"{c}\r\n" for c in self._envelope(following)).encode(self._command_encoding())
+                self._prefetched = following
             except TransportError:
                 pass  # its own begin() reports it
         try:
