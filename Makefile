@@ -9,8 +9,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Real parts for the tests: a PostgreSQL server, and Chromium for the signup page's browser test
 # (driven by Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded).
 APT_PACKAGES := postgresql chromium chromium-driver
-# The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source.
-BENCH_APT_PACKAGES := postfix
+# The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source; its
+# PostgreSQL figures start a throwaway server.
+BENCH_APT_PACKAGES := postfix postgresql
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -95,6 +96,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/render_bench.py
 	$(BIN)/python bench/send_bench.py
+	$(BIN)/python bench/startup_bench.py
 	$(BIN)/python bench/deid_recall.py
 
 clean:

@@ -602,10 +602,11 @@ def postgres_figures(bench: Bench, messages: int, per_second: float, seconds: fl
     figures: dict[str, Any] = {}
     pg = Postgres(bench, max(messages, paced))
     try:
-        # (a) the shared pace: the audience is exactly what 60 s at the rate need.
+        # (a) the shared pace: each of the two sends half of what 60 s at the rate need.
+        paced -= paced % 2
         db = pg.fresh()
         with Sink(bench.folder, timestamps=True) as sink:
-            runs = workers(bench, db, sink, 2, "--rate", f"{per_second:g}", "--limit", str(paced))
+            runs = workers(bench, db, sink, 2, "--rate", f"{per_second:g}", "--limit", str(paced // 2))
             time.sleep(0.2)
             arrivals = list(sink.arrivals)
         sent = [_send_json(r).get("this_run", {}).get("sent", 0) for r in runs]

@@ -47,7 +47,7 @@ class Settings:
     campaigns_dir: str = _setting("campaigns", "Folder of campaign Markdown files")
     templates_dir: str = _setting("templates", "Folder of the clinic's email templates")
     consent_version: str = _setting("2026-11", "Version of the consent wording shown on the signup form")
-    rate: float = _setting(0.0, "Messages per second across all connections (0: unlimited)")
+    rate: float = _setting(0.0, "Messages per second for a campaign, all workers together (0: unlimited)")
     connections: int = _setting(1, "SMTP connections used in parallel")
     max_attempts: int = _setting(5, "Attempts per message within one send run after temporary (4xx) failures")
     retry_base: float = _setting(1.0, "Seconds before the first retry of a temporary failure; doubles each time")

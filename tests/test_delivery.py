@@ -6,6 +6,7 @@ transport injects the faults a real part cannot produce on demand (a bug, a drop
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import threading
@@ -293,3 +294,15 @@ def test_two_workers_reserve_disjoint_slots_of_one_pace(store: Store) -> None:
         slots = sorted(first.reserve(3) + second.reserve(2) + first.reserve(1))
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert len(slots) == 6 and all(gap == pytest.approx(0.1, abs=0.02) for gap in gaps)
+
+
+def test_a_run_started_inside_a_running_event_loop_still_works(store: Store) -> None:
+    """As from a notebook, or a test driven by Playwright's sync API: the run's loop gets its own thread."""
+    emails = populate(store, 3)
+    record = start(store)
+
+    async def from_a_coroutine() -> ledger.Counts:
+        return deliver(store, record, connections=2)
+
+    counts = asyncio.run(from_a_coroutine())
+    assert counts.sent == 3 and recipients() == Counter(emails)

@@ -370,10 +370,10 @@ def test_build_does_not_render_or_construct_messages(
 @given(name=st.one_of(st.text(max_size=120), st.text(alphabet=".\r\n =a", max_size=40)))
 def test_the_wire_form_is_the_message_dot_stuffed_and_terminated(factory: MessageFactory, name: str) -> None:
     """Stuffing the pieces once per campaign gives the same bytes as stuffing each whole message."""
-    from newsletter.delivery.transports.smtp import _wire_form
+    from newsletter.delivery.transports.smtp_common import wire_form
 
     when = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     args = ("ana@example.org", name, UNSUBSCRIBE, PREFERENCES, "<1@harvest.example>", when)
     data, wire = factory.build_with_wire(*args)
     assert data == factory.build(*args)
-    assert wire == _wire_form(data)
+    assert wire == wire_form(data)

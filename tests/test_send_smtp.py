@@ -183,6 +183,8 @@ def test_the_send_summary_separates_this_run_from_earlier_ones(
         first = newsletter("campaign", "send", "faq", "--transport", server.url(), "--yes", "--limit", "1", env=FAST)
         again = newsletter("campaign", "send", "faq", "--transport", server.url(), "--yes", env=FAST)
         last = newsletter("campaign", "send", "faq", "--transport", server.url(), "--yes", env=FAST)
+        code, data = send(newsletter, server.url())
+    assert code == 0 and (data["this_run"]["sent"], data["sent_earlier"], data["sent"]) == (0, 3, 3)
     assert first.exit_code == 75 and "faq: 1 sent now; 0 already sent earlier;" in first.output
     assert again.exit_code == 0 and "faq: 2 sent now; 1 already sent earlier;" in again.output
     assert last.exit_code == 0 and "faq: 0 sent now; 3 already sent earlier;" in last.output

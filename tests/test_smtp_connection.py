@@ -19,7 +19,7 @@ from newsletter.delivery.transports import (
     TransportContext,
     open_transport,
 )
-from newsletter.delivery.transports.smtp import _wire_form
+from newsletter.delivery.transports.smtp_common import wire_form
 from newsletter.delivery.transports.smtp_pipeline import SMTPConnection
 from tests.support.smtp_servers import (
     DROP,
@@ -54,7 +54,7 @@ def message(n: int, recipient: str = "", *, wire: bool = True) -> OutgoingMessag
     recipient = recipient or f"r{n}@example.org"
     data = f"To: {recipient}\r\nSubject: {n}\r\n\r\n.a line with a dot\r\nbody {n}\r\n".encode()
     return OutgoingMessage(
-        "news@harvest.example", recipient, data, f"<{n}@harvest.example>", wire=_wire_form(data) if wire else None
+        "news@harvest.example", recipient, data, f"<{n}@harvest.example>", wire=wire_form(data) if wire else None
     )
 
 

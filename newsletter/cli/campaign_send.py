@@ -25,7 +25,11 @@ from newsletter.store.engine import Store
 @click.option("--transport", "transport_url", metavar="URL", help="Transport URL (default: the transport setting).")
 @click.option("--dry-run", is_flag=True, help="Lint, render every recipient and count the audience; send nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
-@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second across all connections (0: unlimited).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    help="Messages per second for the campaign, shared by all workers (0: unlimited).",
+)
 @click.option("--connections", type=click.IntRange(1, 64), help="Connections in parallel.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
 @click.option("--worker", is_flag=True, help="Join a campaign another run has started (e.g. on another machine).")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,7 @@ class _GroupCommit:
         self.active = connections  # connections still at work: when all of them wait, nobody else will join
         self._records: list[tuple[Record, str | None]] = []
         self._waiters: list[tuple[asyncio.Future[bool], int | None]] = []
+        self._refused: set[int] = set()  # rows to begin whose subscriber had left, until their waiter learns it
         self._scheduled = False
 
     async def __call__(self, *records: tuple[Record, str | None]) -> bool:
@@ -149,7 +151,7 @@ class _GroupCommit:
             return  # already flushed, when the last connection to wait came in
         waiters, self._waiters = self._waiters, []
         try:
-            refused = self.now()
+            self.now()  # their records may already be committed, by a connection that was ending
         except BaseException as exc:  # noqa: BLE001 - every waiter learns of it
             for waiter, _ in waiters:
                 if not waiter.done():
@@ -157,7 +159,8 @@ class _GroupCommit:
             return
         for waiter, begin in waiters:
             if not waiter.done():
-                waiter.set_result(begin not in refused)
+                waiter.set_result(begin not in self._refused)
+            self._refused.discard(begin)
 
     def now(self, *records: tuple[Record, str | None]) -> set[int]:
         """Commit ``records`` and everything handed in so far, at once (also when shutting down);
@@ -181,6 +184,7 @@ class _GroupCommit:
             for apply in other:
                 apply(ledger)
             refused = ledger.begin_many(begins)
+        self._refused |= refused
         for _, outcome in batch:
             if outcome is not None:
                 self.progress(outcome)
@@ -279,10 +283,7 @@ class DeliveryRun:
             reclaim_abandoned(session, self.campaign, lease=self.lease)
             self.run_id = start_run(session, self.campaign)
         try:
-            with self.store.engine.connect() as db:
-                ledger = Ledger(db, self.campaign.id, self.run_id)
-                pace = SharedPace(db, self.campaign.id, self.rate) if self.rate > 0 else None
-                asyncio.run(self._main(ledger, pace))
+            self._drive()
         finally:
             with self.store.session() as session:
                 skip_departed(session, self.campaign)
@@ -292,6 +293,35 @@ class DeliveryRun:
             raise self.state.fatal
         with self.store.session() as session:
             return counts(session, self.campaign)
+
+    def _drive(self) -> None:
+        """Run the event loop; in a thread of its own when this thread runs one already (a notebook,
+        a test driven by Playwright's sync API)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop()
+            return
+        failed: list[BaseException] = []
+
+        def loop_thread() -> None:
+            try:
+                self._loop()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=loop_thread, name="send-loop")
+        thread.start()
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    def _loop(self) -> None:
+        # The run's one database connection lives in the loop's thread, like everything it does.
+        with self.store.engine.connect() as db:
+            ledger = Ledger(db, self.campaign.id, self.run_id)
+            pace = SharedPace(db, self.campaign.id, self.rate) if self.rate > 0 else None
+            asyncio.run(self._main(ledger, pace))
 
     def progress(self, outcome: str) -> None:
         self.state.outcomes[outcome] += 1
@@ -328,6 +358,7 @@ class DeliveryRun:
             transport = self.transport()
             connection = transport.connection() or _Threaded(transport)
         except Exception as exc:  # noqa: BLE001 - a bad factory stops the run, reported once
+            self.commit.active -= 1
             self._fail_run(exc)
             return
         try:

@@ -70,6 +70,7 @@ class SendReport:
             **dataclasses.asdict(self.counts),
             "duration_s": round(self.duration_s, 3),
             "this_run": {k: self.this_run.get(k, 0) for k in ("sent", "failed", "retry", "deferred")},
+            "sent_earlier": self.counts.sent - self.this_run.get("sent", 0),
             **({"warnings": self.warnings} if self.warnings else {}),
         }
 

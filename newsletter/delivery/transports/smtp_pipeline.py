@@ -24,7 +24,7 @@ import base64
 import collections
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from newsletter.delivery.transports.base import (
     AsyncConnection,
@@ -36,10 +36,38 @@ from newsletter.delivery.transports.base import (
     TransportConfigError,
     TransportError,
 )
-from newsletter.delivery.transports.smtp import _EXPECTED, _failure, _text, _untrusted, _wire_form, local_hostname
+from newsletter.delivery.transports.smtp_common import (
+    EXPECTED_REPLIES,
+    failure,
+    local_hostname,
+    reply_text,
+    untrusted,
+    wire_form,
+)
 
-if TYPE_CHECKING:
-    from newsletter.delivery.transports.smtp import SMTPTransport
+
+class ConnectionSettings(Protocol):
+    """What a connection needs to know (:class:`~newsletter.delivery.transports.smtp.SMTPTransport` has it)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def tls(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def local_hostname(self) -> str | None: ...
+    @property
+    def _password(self) -> str | None: ...
+    @property
+    def _ssl_context(self) -> ssl.SSLContext | None: ...
+
+    def describe(self) -> str: ...
+
 
 Reply = tuple[int, bytes]
 _MAX_LINE = 65536
@@ -122,7 +150,7 @@ class _ReplyReader(asyncio.Protocol):
 class SMTPConnection(AsyncConnection):
     """One SMTP connection of :class:`SMTPTransport`'s settings, for the engine's event loop."""
 
-    def __init__(self, transport: SMTPTransport) -> None:
+    def __init__(self, transport: ConnectionSettings) -> None:
         self.settings = transport
         self.where = transport.describe()
         self._reader: _ReplyReader | None = None
@@ -149,7 +177,7 @@ class SMTPConnection(AsyncConnection):
                     server_hostname=settings.host if context else None,
                 )
         except ssl.SSLCertVerificationError as exc:
-            raise _untrusted(self.where, exc) from exc
+            raise untrusted(self.where, exc) from exc
         except (OSError, TimeoutError) as exc:
             raise TemporaryFailure(None, f"cannot connect to {self.where}: {_why(exc)}") from exc
         self._reader = reader
@@ -165,7 +193,7 @@ class SMTPConnection(AsyncConnection):
         try:
             code, text = (await self._replies(1))[0]
             if code != 220:
-                raise TemporaryFailure(code, f"cannot connect to {self.where}: {code} {_text(text)}")
+                raise TemporaryFailure(code, f"cannot connect to {self.where}: {code} {reply_text(text)}")
             await self._ehlo()
             if settings.tls == "starttls":
                 if "starttls" not in self._extensions:
@@ -177,7 +205,7 @@ class SMTPConnection(AsyncConnection):
             if settings.username:
                 await self._login()
         except ssl.SSLCertVerificationError as exc:
-            raise _untrusted(self.where, exc) from exc
+            raise untrusted(self.where, exc) from exc
         except (_Lost, OSError) as exc:
             raise TemporaryFailure(None, f"cannot connect to {self.where}: {_why(exc)}") from exc
 
@@ -187,11 +215,11 @@ class SMTPConnection(AsyncConnection):
         if code != 250:
             code, text = await self._command(f"HELO {name}")
             if code != 250:
-                raise TemporaryFailure(code, f"cannot connect to {self.where}: HELO refused: {_text(text)}")
+                raise TemporaryFailure(code, f"cannot connect to {self.where}: HELO refused: {reply_text(text)}")
             self._extensions = {}
             return
         extensions = {}
-        for line in _text(text).split("\n")[1:]:
+        for line in reply_text(text).split("\n")[1:]:
             keyword, _, parameters = line.strip().partition(" ")
             extensions[keyword.lower()] = parameters
         self._extensions = extensions
@@ -199,7 +227,7 @@ class SMTPConnection(AsyncConnection):
     async def _start_tls(self) -> None:
         code, text = await self._command("STARTTLS")
         if code != 220:
-            raise TemporaryFailure(code, f"cannot connect to {self.where}: STARTTLS refused: {_text(text)}")
+            raise TemporaryFailure(code, f"cannot connect to {self.where}: STARTTLS refused: {reply_text(text)}")
         reader, context = self._reader, self.settings._ssl_context
         assert reader is not None and reader.transport is not None and context is not None
         loop = asyncio.get_running_loop()
@@ -226,9 +254,9 @@ class SMTPConnection(AsyncConnection):
         if code == 235:
             return
         if code < 500:
-            raise TemporaryFailure(code, f"login refused: {_text(text)}")
+            raise TemporaryFailure(code, f"login refused: {reply_text(text)}")
         raise TransportConfigError(
-            f"{self.where} refused the login of {user!r} ({code} {_text(text)}); "
+            f"{self.where} refused the login of {user!r} ({code} {reply_text(text)}); "
             "check the user name and NEWSLETTER_SMTP_PASSWORD"
         )
 
@@ -302,7 +330,7 @@ class SMTPConnection(AsyncConnection):
                     self._send_envelope(commands)
                 replies = list(zip(commands, await self._replies(3), strict=True))
             else:
-                for command, expected in zip(commands, _EXPECTED, strict=True):
+                for command, expected in zip(commands, EXPECTED_REPLIES, strict=True):
                     reply = await self._command(command)
                     replies.append((command, reply))
                     if reply[0] not in expected:
@@ -312,12 +340,12 @@ class SMTPConnection(AsyncConnection):
             if stale_ok and not replies:
                 raise _Stale(_why(exc)) from exc
             raise TemporaryFailure(None, f"connection to {self.where} lost: {_why(exc)}") from exc
-        for (command, (code, text)), expected in zip(replies, _EXPECTED, strict=False):
+        for (command, (code, text)), expected in zip(replies, EXPECTED_REPLIES, strict=False):
             if code == 421 and stale_ok and command.startswith("MAIL"):
-                raise _Stale(_text(text))
+                raise _Stale(reply_text(text))
             if code not in expected:
                 await self._refused(replies)
-                raise _failure(code, f"{command} refused: {_text(text)}")
+                raise failure(code, f"{command} refused: {reply_text(text)}")
 
     async def _refused(self, replies: list[tuple[str, Reply]]) -> None:
         """Keep the connection in step after a refusal: end an accepted DATA, then RSET."""
@@ -337,7 +365,7 @@ class SMTPConnection(AsyncConnection):
         message, self._current = self._current, None
         if message is None:
             raise RuntimeError("finish() without a successful begin()")
-        data = message.wire or _wire_form(message.data)
+        data = message.wire or wire_form(message.data)
         # The next message's envelope goes out in the same write as this one's end (PIPELINING):
         # one write and one wake-up of the server per message. A separate small write for the
         # envelope was measured at twice the time per message, at one connection into smtp-sink.
@@ -363,8 +391,8 @@ class SMTPConnection(AsyncConnection):
         if code != 250:
             if code == 421:
                 self._discard()
-            raise _failure(code, f"message refused: {_text(text)}")
-        return SendResult(message.message_id, code, _text(text))
+            raise failure(code, f"message refused: {reply_text(text)}")
+        return SendResult(message.message_id, code, reply_text(text))
 
     async def abandon(self) -> None:
         self._current = None
