@@ -1,4 +1,4 @@
-"""delivery engine v2: the shared pace of a campaign's workers
+"""delivery engine v2: the shared pace of a campaign's workers; claims in id order from the index
 
 Revision ID: 0003_engine_v2
 Revises: 0002
@@ -23,7 +23,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_send_pace")),
     )
+    op.create_index(op.f("ix_outbox_campaign_id_state_id"), "outbox", ["campaign_id", "state", "id"])
+    op.drop_index(op.f("ix_outbox_campaign_id_state"), table_name="outbox")
 
 
 def downgrade() -> None:
+    op.create_index(op.f("ix_outbox_campaign_id_state"), "outbox", ["campaign_id", "state"])
+    op.drop_index(op.f("ix_outbox_campaign_id_state_id"), table_name="outbox")
     op.drop_table("send_pace")
