@@ -13,7 +13,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := postgresql chromium chromium-driver spamassassin dovecot-imapd
 # The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source; the spam
 # benchmark times SpamAssassin.
-BENCH_APT_PACKAGES := postfix spamassassin
+# The delivery benchmark sends into Postfix's smtp-sink and compares with smtp-source (its PostgreSQL
+# figures start a throwaway server); the spam benchmark times SpamAssassin.
+BENCH_APT_PACKAGES := postfix postgresql spamassassin
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -114,6 +116,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/render_bench.py
 	$(BIN)/python bench/send_bench.py
+	$(BIN)/python bench/startup_bench.py
 	$(BIN)/python bench/deid_recall.py
 	$(BIN)/python bench/spam_bench.py
 	$(BIN)/python bench/bounce_bench.py

@@ -25,8 +25,6 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from newsletter.errors import ConfigError
 
 CONFIG_FILENAME = "newsletter.toml"
@@ -68,7 +66,7 @@ class Settings:
         "that gets #ID (empty: this product's own page, public_base_url/faq#ID)",
     )
     consent_version: str = _setting("2026-11", "Version of the consent wording shown on the signup form")
-    rate: float = _setting(0.0, "Messages per second across all connections (0: unlimited)")
+    rate: float = _setting(0.0, "Messages per second for a campaign, all workers together (0: unlimited)")
     connections: int = _setting(1, "SMTP connections used in parallel")
     max_attempts: int = _setting(5, "Attempts per message within one send run after temporary (4xx) failures")
     retry_base: float = _setting(1.0, "Seconds before the first retry of a temporary failure; doubles each time")
@@ -140,6 +138,8 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         """The database URL with a relative SQLite path anchored in the project folder."""
+        from sqlalchemy.engine import make_url  # only commands that open the store need SQLAlchemy
+
         url = make_url(self.database_url)
         sqlite_file = url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
         if sqlite_file and not Path(str(url.database)).is_absolute():

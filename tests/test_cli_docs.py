@@ -60,3 +60,16 @@ def test_every_reporting_command_has_json(path: str, command: click.Command) -> 
 def test_the_top_level_help_explains_the_precedence() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert "newsletter.toml" in result.output and "NEWSLETTER_SECRET_KEY" in result.output
+
+
+def test_the_top_level_list_of_commands_matches_their_help() -> None:
+    """``newsletter --help`` lists commands without importing them, from a table that must not drift."""
+    from newsletter.cli import LazyGroup
+
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        assert command is not None
+        assert LazyGroup.summaries[name] == command.get_short_help_str(limit=300), name
+    listing = CliRunner().invoke(cli, ["--help"]).output
+    assert all(f"{name}  " in listing and LazyGroup.summaries[name] in listing for name in LazyGroup.summaries)

@@ -6,6 +6,8 @@ transport injects the faults a real part cannot produce on demand (a bug, a drop
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import threading
 from collections import Counter
@@ -17,6 +19,7 @@ from sqlalchemy import select, update
 from newsletter.delivery import ledger
 from newsletter.delivery.engine import DeliveryRun, RetryPolicy
 from newsletter.delivery.ledger import Claim
+from newsletter.delivery.pace import SharedPace
 from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
@@ -265,3 +268,61 @@ def test_an_unreachable_server_leaves_everything_pending(store: Store) -> None:
 
 def test_process_liveness_check_sees_this_process() -> None:
     assert ledger._process_alive(os.getpid())
+
+
+def test_error_texts_are_stored_without_addresses(store: Store) -> None:
+    populate(store, 2)
+    MemoryTransport.fail_recipient(
+        "reader000@example.org",
+        PermanentFailure(550, "RCPT TO:<reader000@example.org> refused: 5.1.1 <reader000@example.org>: unknown"),
+    )
+    MemoryTransport.fail_recipient(
+        "reader001@example.org", TemporaryFailure(451, "4.7.1 reader001@example.org is greylisted")
+    )
+    record = start(store)
+    deliver(store, record, policy=RetryPolicy(max_attempts=1, base=0.01, max_time=5))
+    with store.session() as session:
+        errors = sorted(session.scalars(select(OutboxRow.last_error).where(OutboxRow.last_error.is_not(None))))
+        why = ledger.reasons(session, record)
+    assert errors == [
+        "451 4.7.1 redacted is greylisted",
+        "550 RCPT TO:<redacted> refused: 5.1.1 <redacted>: unknown",
+    ]
+    assert [r.line() for r in why] == [
+        "451 4.7.1 redacted is greylisted \u00d71",
+        "550 5.1.1 <redacted>: unknown \u00d71",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("550 5.1.1 <ana@example.org>: Recipient address rejected", "550 5.1.1 <redacted>: Recipient address rejected"),
+        ("452 4.2.2 mailbox of ana.b+news@example.org is full", "452 4.2.2 mailbox of redacted is full"),
+        ("421 4.7.0 try again later", "421 4.7.0 try again later"),
+        ("550 mailbox unavailable (ana@xn--bcher-kva.example)", "550 mailbox unavailable (redacted)"),
+    ],
+)
+def test_redact(text: str, redacted: str) -> None:
+    assert ledger.redact(text) == redacted
+
+
+def test_two_workers_reserve_disjoint_slots_of_one_pace(store: Store) -> None:
+    record = start(store)
+    with store.engine.connect() as one, store.engine.connect() as two:
+        first, second = SharedPace(one, record.id, 10.0), SharedPace(two, record.id, 10.0)
+        slots = sorted(first.reserve(3) + second.reserve(2) + first.reserve(1))
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert len(slots) == 6 and all(gap == pytest.approx(0.1, abs=0.02) for gap in gaps)
+
+
+def test_a_run_started_inside_a_running_event_loop_still_works(store: Store) -> None:
+    """As from a notebook, or a test driven by Playwright's sync API: the run's loop gets its own thread."""
+    emails = populate(store, 3)
+    record = start(store)
+
+    async def from_a_coroutine() -> ledger.Counts:
+        return deliver(store, record, connections=2)
+
+    counts = asyncio.run(from_a_coroutine())
+    assert counts.sent == 3 and recipients() == Counter(emails)

@@ -364,3 +364,16 @@ def test_build_does_not_render_or_construct_messages(
     assert (mjml.calls, generate.calls, message_init.calls) == (0, 0, 0)
     monkeypatch.undo()
     assert parse(outputs[42])["To"].addresses[0].addr_spec == "r42@example.org"
+
+
+@hypothesis_settings(database=None, max_examples=300, deadline=None)
+@given(name=st.one_of(st.text(max_size=120), st.text(alphabet=".\r\n =a", max_size=40)))
+def test_the_wire_form_is_the_message_dot_stuffed_and_terminated(factory: MessageFactory, name: str) -> None:
+    """Stuffing the pieces once per campaign gives the same bytes as stuffing each whole message."""
+    from newsletter.delivery.transports.smtp_common import wire_form
+
+    when = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    args = ("ana@example.org", name, UNSUBSCRIBE, PREFERENCES, "<1@harvest.example>", when)
+    data, wire = factory.build_with_wire(*args)
+    assert data == factory.build(*args)
+    assert wire == wire_form(data)

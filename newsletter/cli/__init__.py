@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import __version__
-from newsletter.cli.app import App
 from newsletter.errors import NewsletterError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not the user's fault
@@ -27,13 +25,13 @@ class NewsletterGroup(click.Group):
         except NewsletterError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            click.echo(f"Error: the store failed: {detail}", err=True)
-            ctx.exit(1)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if _is_store_error(exc):
+                detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                click.echo(f"Error: the store failed: {detail}", err=True)
+                ctx.exit(1)
             if os.environ.get("NEWSLETTER_DEBUG"):
                 raise
             click.echo(
@@ -43,9 +41,16 @@ class NewsletterGroup(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
+def _is_store_error(exc: Exception) -> bool:
+    # SQLAlchemy is only loaded by commands that open the store; a command that did not load it
+    # cannot have raised one of its errors.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
+
+
 class LazyGroup(NewsletterGroup):
     """Imports a command's module only when that command runs, so ``subscribers stats`` does not pay
-    for loading the rendering stack, and ``--help`` still lists everything."""
+    for loading the rendering stack, and ``--help`` lists everything without importing any of them."""
 
     commands_by_module: ClassVar[dict[str, str]] = {
         "bounces": "bounces_cmd:bounces",
@@ -61,8 +66,28 @@ class LazyGroup(NewsletterGroup):
         "web": "web_cmd:web",
     }
 
+    # The first line of each command's help, for ``newsletter --help`` (a test keeps them equal).
+    summaries: ClassVar[dict[str, str]] = {
+        "bounces": "Read bounces, complaints and auto-replies.",
+        "init": "Create or upgrade the subscriber store.",
+        "config": "Inspect the resolved settings.",
+        "doctor": "Check deliverability: DNS, relay and list.",
+        "subscribers": "Add, import, list, export and remove subscribers.",
+        "campaign": "Write, check, preview and send campaigns.",
+        "faq": "Check the FAQ and see what changed since it was sent.",
+        "send-due": "Send what is due, welcomes included.",
+        "retention": "Remove personal data kept longer than needed.",
+        "serve": "Run the web endpoint for development.",
+        "web": "Helpers for the web endpoint.",
+    }
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands_by_module)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.summaries[name]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = self.commands_by_module.get(cmd_name)
@@ -91,6 +116,8 @@ def cli(ctx: click.Context, project_dir: Path | None, database_url: str | None) 
     NEWSLETTER_* environment variables, then command-line flags; `newsletter config show` tells which
     won. Secrets (NEWSLETTER_SECRET_KEY, NEWSLETTER_SMTP_PASSWORD) come from the environment only.
     """
+    from newsletter.cli.app import App  # not for --help: it loads the settings and the store's code
+
     if not isinstance(ctx.obj, App):
         ctx.obj = App(project_dir=project_dir)
     if database_url is not None:

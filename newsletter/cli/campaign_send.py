@@ -25,10 +25,22 @@ from newsletter.store.engine import Store
 @click.option("--transport", "transport_url", metavar="URL", help="Transport URL (default: the transport setting).")
 @click.option("--dry-run", is_flag=True, help="Lint, render every recipient and count the audience; send nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
-@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second across all connections (0: unlimited).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    help="Messages per second for the campaign, shared by all workers (0: unlimited).",
+)
 @click.option("--connections", type=click.IntRange(1, 64), help="Connections in parallel.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
 @click.option("--worker", is_flag=True, help="Join a campaign another run has started (e.g. on another machine).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --worker: wait this long for another run to start the campaign.",
+)
 @json_option
 @click.pass_obj
 def send(
@@ -41,6 +53,7 @@ def send(
     connections: int | None,
     limit: int | None,
     worker: bool,
+    wait: float,
     as_json: bool,
 ) -> None:
     """Send a campaign to its audience.
@@ -53,6 +66,8 @@ def send(
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
+    if wait and not worker:
+        raise click.UsageError("--wait only applies to --worker")
     prepared = prepare_or_explain(app, ref, for_send=True)
     if prepared.campaign.slug in SYSTEM_SLUGS:
         raise InputError(
@@ -89,6 +104,7 @@ def send(
             rate=rate,
             limit=limit,
             progress=progress,
+            wait=wait,
         )
 
     result = run() if as_json else _with_progress(store, prepared, limit, run)
@@ -98,10 +114,7 @@ def send(
         c = result.counts
         for warning in result.warnings:
             click.echo(f"Warning: {warning}", err=True)
-        click.echo(
-            f"{slug}: {c.sent} sent, {c.failed} failed, {c.pending} pending, {c.skipped} skipped "
-            f"of {c.audience}; {c.possibly_duplicated} possibly duplicated ({result.duration_s:.1f} s)."
-        )
+        click.echo(result.summary())
         if c.pending:
             click.echo("Some messages are still pending: run the same command again later.", err=True)
     sys.exit(result.exit_code)
@@ -166,12 +179,14 @@ class _LogProgress:
 def status(app: App, ref: str, as_json: bool) -> None:
     """Show where a campaign's sending stands.
 
-    Counts: audience, sent, failed, pending, skipped, possibly duplicated.
+    Counts: audience, sent, failed, pending, skipped, possibly duplicated. For pending and failed
+    messages, the latest server reply of each kind, with how many messages it concerns.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """
     slug = load_campaign(ref, app.settings).slug
-    data = delivery.status_dict(slug, delivery.status(app.store, slug))
+    why = delivery.reasons(app.store, slug)
+    data = delivery.status_dict(slug, delivery.status(app.store, slug), why)
     if as_json:
         print_json(data)
     else:
@@ -189,6 +204,8 @@ def status(app: App, ref: str, as_json: bool) -> None:
                 )
             ],
         )
+        for reason in why:
+            click.echo(f"{reason.state}: {reason.line()}")
 
 
 @click.command()

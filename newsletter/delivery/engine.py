@@ -1,8 +1,18 @@
-"""Working through a campaign's outbox: N connections, a shared pace, retries, and honest bookkeeping.
+"""Working through a campaign's outbox: N connections in one event loop, group commits, one shared pace.
 
-Each connection is a thread with its own transport and its own database connection. Threads claim small
-batches of rows (see :mod:`newsletter.delivery.ledger`), send them one by one and commit every outcome at once,
-so a crash loses at most the message in flight on each connection.
+One asyncio event loop drives every connection of a run from one thread. A transport that has an
+asyncio connection (SMTP: :mod:`newsletter.delivery.transports.smtp_pipeline`) is driven directly;
+any other transport's blocking ``send`` runs in a thread of its own per connection. The loop thread
+owns the run's one database connection and does all the bookkeeping:
+
+- claims: batches of rows (see :mod:`newsletter.delivery.ledger`), shared by the connections;
+- group commit: each connection hands the loop what must be committed before its next message can
+  be delivered (that message now in flight, and the outcome of the one before); everything handed
+  in while the loop was busy goes into one transaction, and each connection carries on once it is
+  committed. So a crash loses the outcome of at most one message per connection, the one in flight,
+  and 20 connections cost one commit where they cost 20;
+- the pace (``rate``), shared through the database with every other worker of the campaign
+  (:mod:`newsletter.delivery.pace`), and ``--limit``.
 
 What happens to a message, by what the transport says:
 
@@ -20,15 +30,16 @@ What happens to a message, by what the transport says:
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import collections
+import concurrent.futures
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from newsletter.delivery.ledger import (
@@ -44,20 +55,24 @@ from newsletter.delivery.ledger import (
     start_run,
 )
 from newsletter.delivery.outcomes import Outcome, Severity, classify
+from newsletter.delivery.pace import SharedPace
 from newsletter.delivery.transports import (
     ConnectionLost,
     OutgoingMessage,
     PermanentFailure,
+    SendResult,
     TemporaryFailure,
     Transport,
     TransportConfigError,
+    TransportError,
     TransportFactory,
 )
+from newsletter.delivery.transports.base import AsyncConnection
 from newsletter.store.engine import Store
 from newsletter.store.models import StartedCampaign, Subscriber, utcnow
 from newsletter.subscribers import service as subscriber_service
 
-CLAIM_BATCH = 25
+PACE_AHEAD = 0.1  # seconds of slots reserved at once from the shared pace
 
 
 @dataclass(frozen=True)
@@ -70,49 +85,162 @@ class RetryPolicy:
         return self.base * 2.0 ** (tries - 1)
 
 
-class RateLimiter:
-    """Spaces sends evenly across all connections: at most ``rate`` per second, without bursts."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            slot = max(self._next, time.monotonic())
-            self._next = slot + self.interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
-
-
 @dataclass
 class _RunState:
-    """What the connection threads share."""
+    """What the connections share, and what the run reports."""
 
     limit: int | None
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: bool = False
     started: int = 0
     fatal: BaseException | None = None
     warnings: list[str] = field(default_factory=list)
-    outcomes: Counter[str] = field(default_factory=Counter)  # what this run did: sent, failed, retry, deferred
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)  # sent, failed, retry, deferred
     tries: dict[int, int] = field(default_factory=dict)
     first_try: dict[int, float] = field(default_factory=dict)
 
     def take_turn(self) -> bool:
-        """Reserve one send under --limit; False once the limit is spent."""
-        with self.lock:
-            if self.limit is not None and self.started >= self.limit:
-                return False
-            self.started += 1
-            return True
+        """Reserve one send under --limit; False once the limit is spent or the run is stopping."""
+        if self.stop or (self.limit is not None and self.started >= self.limit):
+            return False
+        self.started += 1
+        return True
 
 
 MessageBuilder = Callable[[Claim], OutgoingMessage]
+# What a connection hands to the group commit: a row to mark in flight, an accepted message, or any
+# other outcome as a function of the ledger (retries, failures and bounces are rare).
+Begin = int
+Sent = tuple[int, str, int | None]
+Record = Begin | Sent | Callable[[Ledger], None]
+
+
+class _GroupCommit:
+    """Commits what every connection handed in while the loop was busy, in one transaction."""
+
+    def __init__(self, ledger: Ledger, progress: Callable[[str], None], connections: int) -> None:
+        self.ledger = ledger
+        self.progress = progress
+        self.active = connections  # connections still at work: when all of them wait, nobody else will join
+        self._records: list[tuple[Record, str | None]] = []
+        self._waiters: list[tuple[asyncio.Future[bool], int | None]] = []
+        self._refused: set[int] = set()  # rows to begin whose subscriber had left, until their waiter learns it
+        self._scheduled = False
+
+    async def __call__(self, *records: tuple[Record, str | None]) -> bool:
+        """Commit ``records`` (each with the outcome it reports, if any) with everyone else's.
+
+        False if a row to begin among them was not marked in flight: its subscriber has left.
+        """
+        self._records += records
+        future = asyncio.get_running_loop().create_future()
+        begin = next((record for record, _ in records if isinstance(record, int)), None)
+        self._waiters.append((future, begin))
+        if len(self._waiters) >= self.active:
+            self._flush()
+        elif not self._scheduled:
+            # Runs after every callback that is ready now: the other connections whose replies
+            # arrived in this turn of the loop join the same transaction.
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+            self._scheduled = True
+        return bool(await future)
+
+    def _scheduled_flush(self) -> None:
+        self._scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._waiters:
+            return  # already flushed, when the last connection to wait came in
+        waiters, self._waiters = self._waiters, []
+        try:
+            self.now()  # their records may already be committed, by a connection that was ending
+        except BaseException as exc:  # noqa: BLE001 - every waiter learns of it
+            for waiter, _ in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter, begin in waiters:
+            if not waiter.done():
+                waiter.set_result(begin not in self._refused)
+            self._refused.discard(begin)
+
+    def now(self, *records: tuple[Record, str | None]) -> set[int]:
+        """Commit ``records`` and everything handed in so far, at once (also when shutting down);
+        returns the rows to begin whose subscriber has left."""
+        batch, self._records = [*self._records, *records], []
+        if not batch:
+            return set()
+        begins: list[int] = []
+        sent: list[Sent] = []
+        other: list[Callable[[Ledger], None]] = []
+        for record, _ in batch:
+            if isinstance(record, int):
+                begins.append(record)
+            elif isinstance(record, tuple):
+                sent.append(record)
+            else:
+                other.append(record)
+        ledger = self.ledger
+        with ledger.db.begin():
+            ledger.sent_many(sent)
+            for apply in other:
+                apply(ledger)
+            refused = ledger.begin_many(begins)
+        self._refused |= refused
+        for _, outcome in batch:
+            if outcome is not None:
+                self.progress(outcome)
+        return refused
+
+
+class _Pacer:
+    """This run's turns at the campaign's shared pace."""
+
+    def __init__(self, pace: SharedPace | None, connections: int) -> None:
+        self.pace = pace
+        self._slots: collections.deque[float] = collections.deque()
+        self._ahead = 1 if pace is None else max(1, min(connections, round(PACE_AHEAD / pace.interval)))
+
+    async def turn(self) -> None:
+        if self.pace is None:
+            return
+        if not self._slots:
+            self._slots.extend(self.pace.reserve(self._ahead))
+        delay = self._slots.popleft() - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class _Threaded(AsyncConnection):
+    """A transport without an asyncio connection, driven through its blocking ``send`` in a thread."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="send")
+        self._message: OutgoingMessage | None = None
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
+    async def open(self) -> None:
+        await self._call(self.transport.open)
+
+    async def begin(self, message: OutgoingMessage) -> None:
+        self._message = message  # refusals come from send(), after the row is marked in flight
+
+    async def abandon(self) -> None:
+        self._message = None
+
+    async def finish(self, following: OutgoingMessage | None = None) -> SendResult:
+        message, self._message = self._message, None
+        result: SendResult = await self._call(self.transport.send, message)
+        return result
+
+    async def close(self) -> None:
+        try:
+            await self._call(self.transport.close)
+        finally:
+            self._thread.shutdown(wait=False)
 
 
 class DeliveryRun:
@@ -138,38 +266,27 @@ class DeliveryRun:
         self.build = build
         self.transport = transport
         self.connections = max(1, connections)
-        self.rate = RateLimiter(rate)
+        self.rate = rate
         self.policy = policy
         self._progress = progress or (lambda outcome: None)
         self.lease = lease
         self.heartbeat_interval = heartbeat_interval
         self.state = _RunState(limit)
         self.run_id = ""
+        # Claims are shared by the connections; big enough to be cheap, small enough that several
+        # workers end together. With a pace (shared with other workers), half a second's worth.
+        self.claim_size = min(500, 50 * self.connections)
+        if rate > 0:
+            self.claim_size = min(self.claim_size, max(self.connections, round(rate / 2)))
+        self._queue: collections.deque[Claim] = collections.deque()
 
     def run(self) -> Counts:
         with self.store.session() as session:
             reclaim_abandoned(session, self.campaign, lease=self.lease)
             self.run_id = start_run(session, self.campaign)
-        beat_stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(beat_stop,), name="send-heartbeat", daemon=True)
-        beat.start()
-        workers = [
-            threading.Thread(target=self._worker, name=f"send-{n}", daemon=True) for n in range(self.connections)
-        ]
         try:
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                while worker.is_alive():
-                    worker.join(0.2)  # short joins keep Ctrl-C responsive
-        except KeyboardInterrupt:
-            self.state.stop.set()
-            for worker in workers:
-                worker.join()
-            raise
+            self._drive()
         finally:
-            beat_stop.set()
-            beat.join()
             with self.store.session() as session:
                 skip_departed(session, self.campaign)
                 finish_run(session, self.run_id)
@@ -179,149 +296,253 @@ class DeliveryRun:
         with self.store.session() as session:
             return counts(session, self.campaign)
 
+    def _drive(self) -> None:
+        """Run the event loop; in a thread of its own when this thread runs one already (a notebook,
+        a test driven by Playwright's sync API)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop()
+            return
+        failed: list[BaseException] = []
+
+        def loop_thread() -> None:
+            try:
+                self._loop()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=loop_thread, name="send-loop")
+        thread.start()
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    def _loop(self) -> None:
+        # The run's one database connection lives in the loop's thread, like everything it does.
+        with self.store.engine.connect() as db:
+            ledger = Ledger(db, self.campaign.id, self.run_id)
+            pace = SharedPace(db, self.campaign.id, self.rate) if self.rate > 0 else None
+            asyncio.run(self._main(ledger, pace))
+
     def progress(self, outcome: str) -> None:
-        with self.state.lock:
-            self.state.outcomes[outcome] += 1
+        self.state.outcomes[outcome] += 1
         self._progress(outcome)
 
-    def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(self.heartbeat_interval):
-            with self.store.session() as session:
-                heartbeat(session, self.run_id)
+    async def _main(self, ledger: Ledger, pace: SharedPace | None) -> None:
+        self.ledger = ledger
+        self.commit = _GroupCommit(ledger, self.progress, self.connections)
+        self.pacer = _Pacer(pace, self.connections)
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            await asyncio.gather(*(self._connection() for _ in range(self.connections)))
+        finally:
+            beat.cancel()
+            self.commit.now()
+            if self._queue:  # claimed but never handed to a transport: back to pending
+                with ledger.db.begin():
+                    ledger.release([item.outbox_id for item in self._queue])
+                self._queue.clear()
 
-    def _worker(self) -> None:
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            with self.ledger.db.begin():
+                heartbeat_on(self.ledger)
+
+    def _fail_run(self, exc: BaseException) -> None:
+        if self.state.fatal is None:
+            self.state.fatal = exc
+        self.state.stop = True
+
+    async def _connection(self) -> None:
         try:
             transport = self.transport()
+            connection = transport.connection() or _Threaded(transport)
+        except Exception as exc:  # noqa: BLE001 - a bad factory stops the run, reported once
+            self.commit.active -= 1
+            self._fail_run(exc)
+            return
+        try:
             try:
-                transport.open()
+                await connection.open()
             except TemporaryFailure as exc:
                 # The server is unreachable for now: nothing was claimed, the rows stay pending for
                 # a later run, and the run reports why.
-                with self.state.lock:
-                    self.state.warnings.append(str(exc))
+                self.state.warnings.append(str(exc))
                 return
-            # One database connection per thread, held for the run: each outcome is one short
-            # transaction on it, which costs far less than a new ORM session per message.
-            with transport, self.store.engine.connect() as db:
-                self._work(transport, Ledger(db, self.campaign.id, self.run_id))
-        except BaseException as exc:  # noqa: BLE001 - a thread must not die silently: stop the run and report it
+            await self._work(connection)
+        except Exception as exc:  # noqa: BLE001 - a connection must not fail silently: stop the run and report it
             self._fail_run(exc)
+        finally:
+            self.commit.active -= 1
+            await connection.close()
 
-    def _fail_run(self, exc: BaseException) -> None:
-        with self.state.lock:
-            if self.state.fatal is None:
-                self.state.fatal = exc
-        self.state.stop.set()
+    # --- one connection's loop ----------------------------------------------------------------------
 
-    def _work(self, transport: Transport, ledger: Ledger) -> None:
-        state, db = self.state, ledger.db
-        while not state.stop.is_set():
-            with db.begin():
-                claims = ledger.claim(CLAIM_BATCH)
-                if claims:
-                    ledger.begin(claims[0].outbox_id)
-            if not claims:
-                if not self._wait_for_retries(ledger):
-                    return
-                continue
-            for index, item in enumerate(claims):
-                if not self._next_turn():
-                    with db.begin():
-                        ledger.release([c.outbox_id for c in claims[index:]])
-                    return
-                following = claims[index + 1].outbox_id if index + 1 < len(claims) else None
-                try:
-                    self._deliver(transport, ledger, item, following)
-                except TransportConfigError:
-                    with db.begin():
-                        ledger.release([c.outbox_id for c in claims[index:]])
-                    raise
-
-    def _next_turn(self) -> bool:
-        """Wait for this thread's next slot; False once --limit is spent or the run is stopping.
-
-        A spent limit does not stop the other threads: each finds out at its own next turn, so no
-        thread's wait for its slot is cut short (that would send a message early).
-        """
+    async def _next(self) -> Claim | None:
+        """The next row for a connection (claiming more when none is left), or None when done."""
         state = self.state
-        if state.stop.is_set() or not state.take_turn():
-            return False
-        self.rate.wait(state.stop)
-        return not state.stop.is_set()
+        while not state.stop:
+            if self._queue:
+                return self._queue.popleft() if state.take_turn() else None
+            claim_size = self.claim_size
+            if state.limit is not None:
+                claim_size = max(1, min(claim_size, state.limit - state.started))
+            with self.ledger.db.begin():
+                claimed = self.ledger.claim(claim_size)
+            if claimed:
+                self._queue.extend(claimed)
+                continue
+            with self.ledger.db.begin():
+                due = self.ledger.next_retry_at()
+            if due is None:
+                return None
+            await asyncio.sleep(min(max((due - utcnow()).total_seconds(), 0.05), 1.0))
+        return None
 
-    def _wait_for_retries(self, ledger: Ledger) -> bool:
-        """Sleep until a row of ours may be retried; False when nothing is left for this run."""
-        with ledger.db.begin():
-            due = ledger.next_retry_at()
-        if due is None:
-            return False
-        self.state.stop.wait(min(max((due - utcnow()).total_seconds(), 0.05), 1.0))
-        return True
+    def _next_ready(self) -> Claim | None:
+        """The next row only if one is claimed already: its transaction can follow this one's end."""
+        if self._queue and self.state.take_turn():
+            return self._queue.popleft()
+        return None
 
-    @contextlib.contextmanager
-    def _outcome(self, ledger: Ledger, following: int | None) -> Iterator[Connection]:
-        """One transaction that records a message's outcome and marks the next one as in flight."""
-        with ledger.db.begin():
-            yield ledger.db
-            if following is not None:
-                ledger.begin(following)
-
-    def _deliver(self, transport: Transport, ledger: Ledger, item: Claim, following: int | None) -> None:
+    def _message(self, item: Claim) -> OutgoingMessage | Callable[[Ledger], None]:
+        """The item's message, or the record of its failure if it cannot be built."""
         try:
-            message = self.build(item)
-            result = transport.send(message)
-        except ConnectionLost as exc:
-            self._temporary(ledger, item, following, exc.code, str(exc), possibly_duplicated=True)
-        except TemporaryFailure as exc:
-            self._temporary(ledger, item, following, exc.code, str(exc), possibly_duplicated=False)
-        except PermanentFailure as exc:
-            self._permanent(ledger, item, following, exc.code, str(exc))
-        except TransportConfigError:
-            raise
+            return self.build(item)
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the campaign
-            self._permanent(ledger, item, following, None, f"{type(exc).__name__}: {exc}")
-        else:
-            with self._outcome(ledger, following):
-                ledger.sent(item.outbox_id, message.message_id, result.code)
-            self.progress("sent")
+            return self._permanent(item, None, f"{type(exc).__name__}: {exc}", counted=False)
+
+    async def _work(self, connection: AsyncConnection) -> None:
+        carry: list[tuple[Record, str | None]] = []  # the last outcome: committed with the next row's begin
+        current: Claim | None = None
+        delivering = False  # finish() was called for ``current``: it may have been delivered
+        # Rows taken for this connection and their messages, built while the server works on the
+        # previous one (off the critical path); the first one's envelope may already be on its way.
+        ahead: collections.deque[tuple[Claim, OutgoingMessage | Callable[[Ledger], None]]] = collections.deque()
+        unwanted: list[int] = []  # their subscriber left after the claim: back to pending, then skipped
+        try:
+            while True:
+                if ahead:
+                    item, built = ahead.popleft()
+                else:
+                    if carry:  # nothing follows at once: no reason to hold the outcome back
+                        await self.commit(*carry)
+                        carry = []
+                    next_item = await self._next()
+                    if next_item is None:
+                        break
+                    item, built = next_item, self._message(next_item)
+                current, delivering = item, False
+                if not isinstance(built, OutgoingMessage):
+                    await self.commit(*carry, (built, "failed"))
+                    carry, current = [], None
+                    continue
+                await self.pacer.turn()
+                try:
+                    await connection.begin(built)
+                except TransportConfigError:
+                    raise
+                except TransportError as exc:  # refused before the point of no return: not delivered
+                    await self.commit(*carry, self._outcome(item, exc, counted=False))
+                    carry, current = [], None
+                    continue
+                # The point of no return comes next: the row is in flight, and the previous outcome
+                # recorded, before it (one transaction, shared with the other connections).
+                wanted = await self.commit(*carry, (item.outbox_id, None))
+                carry = []
+                if not wanted:  # unsubscribed since the claim: end the transaction undelivered
+                    await connection.abandon()
+                    current = None
+                    unwanted.append(item.outbox_id)
+                    continue
+                delivering = True
+                if self.pacer.pace is None:
+                    self._take_ahead(ahead, 1)  # built now only when nothing was built ahead
+                    asyncio.get_running_loop().call_soon(self._take_ahead, ahead, 2)  # while the server works
+                following = ahead[0][1] if ahead and isinstance(ahead[0][1], OutgoingMessage) else None
+                try:
+                    result = await connection.finish(following)
+                except TransportConfigError:
+                    delivering = False  # the settings cannot work: nothing went out
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a broken transport fails that message, not the run
+                    carry = [self._outcome(item, exc, counted=True)]
+                else:
+                    carry = [((item.outbox_id, built.message_id, result.code), "sent")]
+                current = None
+        finally:
+            records = list(carry)
+            if current is not None and delivering:
+                records.append((self._retry(current, None, "the run stopped", duplicated=True, counted=True), "retry"))
+            self.commit.now(*records)
+            unsent = [item.outbox_id for item, _ in ahead] + unwanted
+            if current is not None and not delivering:
+                unsent.append(current.outbox_id)
+            if unsent:
+                with self.ledger.db.begin():
+                    self.ledger.release(unsent)
+
+    def _take_ahead(self, ahead: collections.deque[tuple[Claim, Any]], count: int) -> None:
+        while len(ahead) < count and (ready := self._next_ready()) is not None:
+            ahead.append((ready, self._message(ready)))
+
+    def _outcome(self, item: Claim, exc: Exception, *, counted: bool) -> tuple[Record, str | None]:
+        if isinstance(exc, TemporaryFailure):
+            return self._temporary(item, exc, duplicated=isinstance(exc, ConnectionLost), counted=counted)
+        if isinstance(exc, PermanentFailure):
+            return self._permanent(item, exc.code, str(exc), counted=counted), "failed"
+        return self._permanent(item, None, f"{type(exc).__name__}: {exc}", counted=counted), "failed"
 
     def _temporary(
-        self,
-        ledger: Ledger,
-        item: Claim,
-        following: int | None,
-        code: int | None,
-        error: str,
-        *,
-        possibly_duplicated: bool,
-    ) -> None:
+        self, item: Claim, exc: TemporaryFailure, *, duplicated: bool, counted: bool
+    ) -> tuple[Record, str | None]:
         state = self.state
-        with state.lock:
-            tries = state.tries[item.outbox_id] = state.tries.get(item.outbox_id, 0) + 1
-            first = state.first_try.setdefault(item.outbox_id, time.monotonic())
+        tries = state.tries[item.outbox_id] = state.tries.get(item.outbox_id, 0) + 1
+        first = state.first_try.setdefault(item.outbox_id, time.monotonic())
         delay = self.policy.delay(tries)
         give_up = tries >= self.policy.max_attempts or time.monotonic() - first + delay > self.policy.max_time
         retry_after = None if give_up else utcnow() + timedelta(seconds=delay)
-        with self._outcome(ledger, following):
+        record = self._retry(item, exc.code, str(exc), duplicated=duplicated, counted=counted, after=retry_after)
+        return record, "deferred" if give_up else "retry"
+
+    def _retry(
+        self,
+        item: Claim,
+        code: int | None,
+        error: str,
+        *,
+        duplicated: bool,
+        counted: bool,
+        after: Any = None,
+    ) -> Callable[[Ledger], None]:
+        def record(ledger: Ledger) -> None:
             ledger.retry(
                 item.outbox_id,
                 code=code,
                 error=error,
-                retry_after=retry_after,
-                possibly_duplicated=possibly_duplicated,
+                retry_after=after,
+                possibly_duplicated=duplicated,
+                counted=counted,
             )
-        self.progress("deferred" if give_up else "retry")
 
-    def _permanent(self, ledger: Ledger, item: Claim, following: int | None, code: int | None, error: str) -> None:
-        with self._outcome(ledger, following) as db:
-            ledger.failed(item.outbox_id, code, error)
-            outcome = classify(code=code, diagnostic=error) if code is not None else None
+        return record
+
+    def _permanent(self, item: Claim, code: int | None, error: str, *, counted: bool) -> Callable[[Ledger], None]:
+        """Refused for good: the row fails; a hard refusal (the address or its domain no longer takes
+        mail) also bounces the subscriber, in the same transaction (recorded together or not at all).
+        A blocked refusal (policy, spam, authentication) is about us, and suppresses no one."""
+        outcome = classify(code=code, diagnostic=error) if code is not None else None
+
+        def record(ledger: Ledger) -> None:
+            ledger.failed(item.outbox_id, code, error, counted=counted)
             if outcome is not None and outcome.severity is Severity.HARD:
-                # In the same transaction: the failure and the bounce are recorded together or not at all.
-                with Session(bind=db) as session:
+                with Session(bind=ledger.db) as session:
                     self._bounce(session, item, code, error, outcome)
                     session.flush()
-        self.progress("failed")
+
+        return record
 
     def _bounce(self, session: Session, item: Claim, code: int | None, error: str, outcome: Outcome) -> None:
         subscriber = session.get(Subscriber, item.subscriber_id)
@@ -337,3 +558,9 @@ class DeliveryRun:
                 diagnostic=error[:500],
                 reason=outcome.reason,
             )
+
+
+def heartbeat_on(ledger: Ledger) -> None:
+    with Session(bind=ledger.db) as session:
+        heartbeat(session, ledger.run_id)
+        session.flush()

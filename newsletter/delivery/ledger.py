@@ -6,7 +6,11 @@ The rules that make sending safe to crash, rerun and run twice at once:
 - A run *claims* rows before sending them (state ``sending``, ``claimed_by`` = the run). On PostgreSQL
   claims use ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint rows without waiting; on
   SQLite the claiming UPDATE holds the single write lock, which serialises claimers just as well.
-- Each outcome is committed as soon as it is known. A row recorded as ``sent`` is never claimed again.
+- A row is marked ``in_flight`` in a committed transaction before its message can be delivered (before
+  SMTP's final dot), and that same transaction records the outcome of the message that connection
+  sent before it. So each connection has at most one message whose outcome is not committed, and
+  only that one can be duplicated by a crash. The delivery engine commits these transactions for all
+  its connections at once (group commit). A row recorded as ``sent`` is never claimed again.
 - Rows left ``sending`` by a run that died are put back to ``pending`` and flagged
   ``possibly_duplicated``: the message may have gone out before the crash. A run counts as dead when it
   has finished, when its heartbeat is older than the lease, or when it ran on this host and its
@@ -17,6 +21,7 @@ The rules that make sending safe to crash, rerun and run twice at once:
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -88,6 +93,17 @@ class Claim:
     possibly_duplicated: bool
 
 
+_BRACKETED_ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>")
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+
+
+def redact(error: str) -> str:
+    """A server's reply or our error text without any address in it: servers echo ``RCPT TO:<addr>``."""
+    if "@" not in error:
+        return error
+    return _BARE_ADDRESS.sub("redacted", _BRACKETED_ADDRESS.sub("<redacted>", error))
+
+
 def find_campaign(session: Session, slug: str) -> StartedCampaign | None:
     return session.scalar(select(StartedCampaign).where(StartedCampaign.slug == slug))
 
@@ -142,6 +158,71 @@ def counts(session: Session, campaign: StartedCampaign) -> Counts:
         ).where(OutboxRow.campaign_id == campaign.id)
     ).one()
     return Counts(*row)
+
+
+# Our own error texts wrap the server's reply: "451 RCPT TO:<...> refused: 4.7.1 Try again later".
+_OUR_WRAPPING = re.compile(
+    r"(?:\d{3} )?(?:MAIL FROM:<[^>]*>.*?|RCPT TO:<[^>]*>|DATA|message) refused: (?P<reply>.*)", re.S
+)
+_ENHANCED_STATUS = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b\s*")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why messages wait or failed: the latest reply of one class (state, code, enhanced status), with a count."""
+
+    state: str  # "pending" or "failed"
+    code: int | None
+    status: str | None  # the enhanced status code (RFC 3463), e.g. "4.7.1"
+    text: str  # the latest reply of the class, addresses redacted
+    count: int
+
+    def line(self) -> str:
+        parts = [str(self.code) if self.code is not None else "", self.status or "", self.text]
+        return f"{' '.join(p for p in parts if p)} \u00d7{self.count}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "code": self.code,
+            "status": self.status,
+            "text": self.text,
+            "count": self.count,
+            "line": self.line(),
+        }
+
+
+def reasons(session: Session, campaign: StartedCampaign) -> list[Reason]:
+    """For pending and failed messages, the latest server reply per class, most frequent first."""
+    state = case((OutboxRow.state == OutboxState.FAILED.value, "failed"), else_="pending")
+    rows = session.execute(
+        select(state, OutboxRow.last_code, OutboxRow.last_error, func.count(), func.max(OutboxRow.claimed_at))
+        .where(
+            OutboxRow.campaign_id == campaign.id,
+            OutboxRow.state.in_([OutboxState.PENDING.value, OutboxState.SENDING.value, OutboxState.FAILED.value]),
+            OutboxRow.last_error.is_not(None),
+        )
+        .group_by(state, OutboxRow.last_code, OutboxRow.last_error)
+    ).all()
+    classes: dict[tuple[str, int | None, str | None], tuple[int, Any, str]] = {}
+    for row_state, code, error, count, latest in rows:
+        text = redact(error)
+        wrapped = _OUR_WRAPPING.fullmatch(text)
+        if wrapped:
+            text = wrapped["reply"]
+        elif code is not None and text.startswith(f"{code} "):
+            text = text[4:]
+        enhanced = _ENHANCED_STATUS.match(text)
+        status = enhanced[1] if enhanced else None
+        if enhanced:
+            text = text[enhanced.end() :]
+        key = (row_state, code, status)
+        total, seen, shown = classes.get(key, (0, None, text))
+        if seen is None or (latest is not None and latest > seen):
+            seen, shown = latest, text
+        classes[key] = (total + count, seen, shown)
+    found = [Reason(st, code, status, text, total) for (st, code, status), (total, _, text) in classes.items()]
+    return sorted(found, key=lambda r: (r.state != "pending", -r.count, r.code or 0))
 
 
 def start_run(session: Session, campaign: StartedCampaign) -> str:
@@ -260,7 +341,11 @@ _CLAIMED = (
     .where(_T.c.id.in_(bindparam("p_ids", expanding=True)))
     .order_by(_T.c.id)
 )
-_BEGIN = update(_T).where(_ROW).values(in_flight=True, attempts=_T.c.attempts + 1)
+# Checked again at the point of no return: an unsubscribe committed after the claim is honoured too.
+_STILL_WANTED = exists(
+    select(_S.c.id).where(_S.c.id == _T.c.subscriber_id, _S.c.status == Status.CONFIRMED.value, _S.c.paused.is_(False))
+)
+_BEGIN = update(_T).where(_ROW, _STILL_WANTED).values(in_flight=True, attempts=_T.c.attempts + 1)
 _SENT = (
     update(_T)
     .where(_ROW)
@@ -274,6 +359,9 @@ _SENT = (
         in_flight=False,
     )
 )
+# A refusal before the point of no return (SMTP's final dot) was never marked in flight: its attempt
+# is counted with its outcome (p_more = 1).
+_ATTEMPTS = _T.c.attempts + bindparam("p_more", type_=Integer())
 _FAILED = (
     update(_T)
     .where(_ROW)
@@ -281,6 +369,7 @@ _FAILED = (
         state=OutboxState.FAILED.value,
         last_code=bindparam("p_code", type_=Integer()),
         last_error=bindparam("p_error", type_=Text()),
+        attempts=_ATTEMPTS,
         claimed_by=None,
         in_flight=False,
     )
@@ -292,6 +381,7 @@ _RETRY = (
         state=OutboxState.PENDING.value,
         last_code=bindparam("p_code", type_=Integer()),
         last_error=bindparam("p_error", type_=Text()),
+        attempts=_ATTEMPTS,
         claimed_by=None,
         in_flight=False,
         retry_after=bindparam("p_retry_after", type_=UTCDateTime()),
@@ -305,10 +395,11 @@ class Ledger:
     """Everything one connection of one run does to a campaign's outbox: claim, begin, sent, retry,
     failed, release.
 
-    The caller owns the transactions (``with ledger.db.begin():``), so that recording one message's
-    outcome and marking the next one in flight cost a single commit. The two statements that run
-    once per message are compiled here for the connection's dialect and go to the driver as they
-    are: SQLAlchemy's per-execution work costs more than SQLite takes to run them.
+    The caller owns the transactions (``with ledger.db.begin():``), so that recording outcomes and
+    marking the next messages in flight, for every connection of a run, cost a single commit. The
+    two statements that run once per message are compiled here for the connection's dialect and go
+    to the driver as they are (``executemany`` for a group): SQLAlchemy's per-execution work costs
+    more than SQLite takes to run them.
     """
 
     def __init__(self, db: Connection, campaign_id: int, run_id: str) -> None:
@@ -316,17 +407,22 @@ class Ledger:
         self.campaign_id = campaign_id
         self.run_id = run_id
         dialect = db.dialect
-        self._sent = _SENT.compile(dialect=dialect)
+        self._sent = _SENT.compile(dialect=dialect)  # compiled once: per message it goes to the driver as is
         self._begin = _BEGIN.compile(dialect=dialect)
         process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
         self._now: Callable[[], Any] = (lambda: process(utcnow())) if process else utcnow
 
-    def _run(self, compiled: Any, params: dict[str, Any]) -> None:
-        values = compiled.construct_params(params)
+    def _run_many(self, compiled: Any, many: list[dict[str, Any]]) -> int:
+        """Run a precompiled statement once per parameter set; returns the rows changed (-1: unknown)."""
+        if not many:
+            return 0
+        rows = [compiled.construct_params(params) for params in many]
         if compiled.positional:
-            self.db.exec_driver_sql(compiled.string, tuple(values[name] for name in compiled.positiontup))
+            names = compiled.positiontup
+            result = self.db.exec_driver_sql(compiled.string, [tuple(row[name] for name in names) for row in rows])
         else:
-            self.db.exec_driver_sql(compiled.string, values)
+            result = self.db.exec_driver_sql(compiled.string, rows)
+        return result.rowcount if result.rowcount is not None else -1
 
     def claim(self, limit: int) -> list[Claim]:
         """Claim up to ``limit`` sendable rows for this run, oldest first."""
@@ -342,16 +438,48 @@ class Ledger:
         Callers fold this into the transaction that claims the batch or records the previous
         message's outcome, so marking costs no commit of its own.
         """
-        self._run(self._begin, {"p_id": outbox_id, "p_run": self.run_id})
+        self.begin_many([outbox_id])
+
+    def begin_many(self, outbox_ids: list[int]) -> set[int]:
+        """Mark rows in flight; returns those not marked because their subscriber has left meanwhile
+        (unsubscribed, paused, erased): they must not be sent."""
+        run = self.run_id
+        changed = self._run_many(self._begin, [{"p_id": outbox_id, "p_run": run} for outbox_id in outbox_ids])
+        if changed == len(outbox_ids):
+            return set()
+        marked = self.db.execute(
+            select(_T.c.id).where(_T.c.id.in_(outbox_ids), _T.c.in_flight.is_(True), _T.c.claimed_by == run)
+        )
+        return set(outbox_ids) - set(marked.scalars())
 
     def sent(self, outbox_id: int, message_id: str, code: int | None) -> None:
-        self._run(
+        self.sent_many([(outbox_id, message_id, code)])
+
+    def sent_many(self, rows: list[tuple[int, str, int | None]]) -> None:
+        """Record accepted messages: (outbox id, Message-ID, the server's reply code)."""
+        if not rows:
+            return
+        run, now = self.run_id, self._now()
+        self._run_many(
             self._sent,
-            {"p_id": outbox_id, "p_run": self.run_id, "p_now": self._now(), "p_message_id": message_id, "p_code": code},
+            [
+                {"p_id": outbox_id, "p_run": run, "p_now": now, "p_message_id": message_id, "p_code": code}
+                for outbox_id, message_id, code in rows
+            ],
         )
 
-    def failed(self, outbox_id: int, code: int | None, error: str) -> None:
-        self.db.execute(_FAILED, {"p_id": outbox_id, "p_run": self.run_id, "p_code": code, "p_error": error[:2000]})
+    def failed(self, outbox_id: int, code: int | None, error: str, *, counted: bool = True) -> None:
+        """Refused for good. ``counted``: the attempt was counted when the row was marked in flight."""
+        self.db.execute(
+            _FAILED,
+            {
+                "p_id": outbox_id,
+                "p_run": self.run_id,
+                "p_code": code,
+                "p_error": redact(error)[:2000],
+                "p_more": 0 if counted else 1,
+            },
+        )
 
     def retry(
         self,
@@ -361,6 +489,7 @@ class Ledger:
         error: str,
         retry_after: datetime | None,
         possibly_duplicated: bool,
+        counted: bool = True,
     ) -> None:
         """Back to pending: after ``retry_after`` in this run, or (``None``) only in a later run."""
         self.db.execute(
@@ -369,7 +498,8 @@ class Ledger:
                 "p_id": outbox_id,
                 "p_run": self.run_id,
                 "p_code": code,
-                "p_error": error[:2000],
+                "p_error": redact(error)[:2000],
+                "p_more": 0 if counted else 1,
                 "p_retry_after": retry_after,
                 "p_deferred_by": self.run_id if retry_after is None else None,
                 "p_duplicated": possibly_duplicated,

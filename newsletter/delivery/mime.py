@@ -7,6 +7,11 @@ constant headers. Per recipient it QP-encodes only the short personal values and
 with QP soft line breaks (``=\\r\\n``), which decoders remove, so every line stays within 76 octets
 without re-encoding the body.
 
+The factory also joins each message's SMTP wire form (dot-stuffed, ``CRLF.CRLF`` at the end) from
+constant segments stuffed once per campaign: every piece but the soft break starts a line, so
+stuffing the pieces one by one gives the same bytes as stuffing the whole message, without a scan
+of the whole message per recipient.
+
 Every value that reaches a header from data goes through :mod:`newsletter.delivery.headers`.
 """
 
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
+END_OF_DATA = b".\r\n"
 LIST_LABEL = "newsletter"
 _MESSAGE_ID_RE = re.compile(r"<?([!-;=?-~]{1,200}@[!-;=?-~]{1,200})>?")  # printable ASCII except < and >
 # The default policy re-encodes only over-long raw values, leaving a short non-ASCII subject unencoded.
@@ -50,24 +56,36 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
 
 
+def stuffed(piece: bytes) -> bytes:
+    """A piece of a message that starts a line, dot-stuffed for SMTP DATA (RFC 5321 4.5.2)."""
+    if piece.startswith(b"."):
+        piece = b"." + piece
+    return piece.replace(b"\r\n.", b"\r\n..")
+
+
 @dataclasses.dataclass(frozen=True)
 class _EncodedBody:
     """One part's body: QP-encoded constant segments and, between them, the fields to fill in."""
 
     parts: tuple[bytes, ...]
+    wire_parts: tuple[bytes, ...]  # the same, dot-stuffed: each starts a line
     fields: tuple[str, ...]
     escape: Callable[[str], str]
 
     @classmethod
     def encode(cls, segments: Segmented, escape: Callable[[str], str]) -> _EncodedBody:
-        return cls(tuple(_qp(p) for p in segments.parts), segments.fields, escape)
+        parts = tuple(_qp(p) for p in segments.parts)
+        return cls(parts, tuple(stuffed(p) for p in parts), segments.fields, escape)
 
-    def pieces(self, values: Mapping[str, str]) -> list[bytes]:
+    def pieces(self, values: Mapping[str, str], data: list[bytes], wire: list[bytes]) -> None:
+        """Append this body to the message (``data``) and to its wire form (``wire``)."""
         # Each piece starts on a fresh line after a soft break, so no line grows past b2a_qp's 76.
-        out = [self.parts[0]]
-        for field, part in zip(self.fields, self.parts[1:], strict=True):
-            out += (SOFT_BREAK, _qp(self.escape(values[field])), SOFT_BREAK, part)
-        return out
+        data.append(self.parts[0])
+        wire.append(self.wire_parts[0])
+        for field, part, wire_part in zip(self.fields, self.parts[1:], self.wire_parts[1:], strict=True):
+            value = _qp(self.escape(values[field]))
+            data += (SOFT_BREAK, value, SOFT_BREAK, part)
+            wire += (SOFT_BREAK, stuffed(value), SOFT_BREAK, wire_part)
 
 
 class MessageFactory:
@@ -98,11 +116,14 @@ class MessageFactory:
             ]
         )
         part_head = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+        # Every constant piece below starts a line and none starts with a dot: the wire form can
+        # use them as they are.
         self._text_open = f"--{self.boundary}\r\n{part_head.format('plain')}".encode("ascii")
         self._html_open = f"\r\n--{self.boundary}\r\n{part_head.format('html')}".encode("ascii")
         self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
         self._text = _EncodedBody.encode(rendered.text_segments, str)
         self._html = _EncodedBody.encode(rendered.html_segments, lambda v: html.escape(v, quote=True))
+        self._date_cache = (0, "")
 
     def make_message_id(self) -> str:
         return f"<{int(time.time())}.{secrets.token_hex(10)}@{self.domain}>"
@@ -117,6 +138,20 @@ class MessageFactory:
         date: datetime | None = None,
     ) -> bytes:
         """The message for one recipient, as CRLF-terminated bytes ready for SMTP."""
+        return self.build_with_wire(
+            recipient_email, recipient_name, unsubscribe_url, preferences_url, message_id, date
+        )[0]
+
+    def build_with_wire(
+        self,
+        recipient_email: str,
+        recipient_name: str | None,
+        unsubscribe_url: str,
+        preferences_url: str,
+        message_id: str | None = None,
+        date: datetime | None = None,
+    ) -> tuple[bytes, bytes]:
+        """The message for one recipient, and its SMTP DATA payload (dot-stuffed, ending ``CRLF.CRLF``)."""
         name = clean_header_value(recipient_name or "")
         to = format_address(name, recipient_email)
         values = personal_values({"name": name, "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url})
@@ -129,18 +164,24 @@ class MessageFactory:
             message_id = f"<{match[1]}>"
         if date is not None and date.utcoffset() is None:
             raise HeaderError("the Date of a message needs a time zone")
-        return b"".join(
-            [
-                self._head,
-                _header("To", to),
-                _header("Date", format_datetime(date or datetime.now(UTC))),
-                _header("Message-ID", message_id),
-                _header("List-Unsubscribe", f"<{values['unsubscribe_url']}>,\r\n <{self._mailto}>"),
-                self._tail_headers,
-                self._text_open,
-                *self._text.pieces(values),
-                self._html_open,
-                *self._html.pieces(values),
-                self._close,
-            ]
-        )
+        personal = (
+            f"To: {to}\r\nDate: {self._date(date)}\r\nMessage-ID: {message_id}\r\n"
+            f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n <{self._mailto}>\r\n"
+        ).encode("ascii")
+        data = [self._head, personal, self._tail_headers, self._text_open]
+        wire = [self._head, stuffed(personal), self._tail_headers, self._text_open]
+        self._text.pieces(values, data, wire)
+        data.append(self._html_open)
+        wire.append(self._html_open)
+        self._html.pieces(values, data, wire)
+        data.append(self._close)
+        wire += (self._close, END_OF_DATA)
+        return b"".join(data), b"".join(wire)
+
+    def _date(self, date: datetime | None) -> str:
+        if date is not None:
+            return format_datetime(date)
+        now = int(time.time())
+        if now != self._date_cache[0]:  # formatting a date costs more than the rest of the headers
+            self._date_cache = (now, format_datetime(datetime.fromtimestamp(now, UTC)))
+        return self._date_cache[1]

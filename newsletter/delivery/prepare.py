@@ -19,7 +19,7 @@ from newsletter.delivery.dkim import Signer, dkim_signer
 from newsletter.delivery.headers import clean_header_value, envelope_address, format_address
 from newsletter.delivery.ledger import Claim
 from newsletter.delivery.links import Links
-from newsletter.delivery.mime import MessageFactory
+from newsletter.delivery.mime import MessageFactory, stuffed
 from newsletter.delivery.transports import OutgoingMessage
 from newsletter.delivery.verp import Verp, make_message_id
 from newsletter.errors import NewsletterError
@@ -82,7 +82,7 @@ class Prepared:
         message_id = self.message_id(campaign_id, item.outbox_id)
         address = envelope_address(item.email)
         links = self._links()
-        data = self.factory.build(
+        data, wire = self.factory.build_with_wire(
             address,
             item.name,
             links.url("unsubscribe", item.subscriber_id, item.email_key, campaign_id=campaign_id),
@@ -90,9 +90,11 @@ class Prepared:
             message_id=message_id,
         )
         if self.dkim is not None:
-            data = self.dkim(data)
+            signed = self.dkim(data)
+            wire = stuffed(signed[: len(signed) - len(data)]) + wire  # the signature header goes in front
+            data = signed
         sender = self.verp.sender(item.outbox_id) if self.verp is not None else self.settings.from_address
-        return OutgoingMessage(sender, address, data, message_id)
+        return OutgoingMessage(sender, address, data, message_id, wire=wire)
 
 
 def prepare(

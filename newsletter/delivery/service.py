@@ -40,7 +40,7 @@ class RecipientRenderFailed(NewsletterError):
 
 
 class NotStarted(NewsletterError):
-    """``--worker`` was asked to join a campaign whose audience has not been fixed yet."""
+    """``--worker`` was asked to join a campaign whose audience has not been fixed yet (and waited)."""
 
 
 @dataclass
@@ -57,12 +57,22 @@ class SendReport:
     def exit_code(self) -> int:
         return EXIT_PENDING if self.counts.pending else 0
 
+    def summary(self) -> str:
+        """One line for people: what this run did, apart from what was done before."""
+        c, now = self.counts, self.this_run.get("sent", 0)
+        return (
+            f"{self.campaign}: {now} sent now; {c.sent - now} already sent earlier; {c.failed} failed, "
+            f"{c.pending} pending, {c.skipped} skipped of {c.audience}; {c.possibly_duplicated} possibly "
+            f"duplicated ({self.duration_s:.1f} s)."
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign,
             **dataclasses.asdict(self.counts),
             "duration_s": round(self.duration_s, 3),
             "this_run": {k: self.this_run.get(k, 0) for k in ("sent", "failed", "retry", "deferred")},
+            "sent_earlier": self.counts.sent - self.this_run.get("sent", 0),
             **({"warnings": self.warnings} if self.warnings else {}),
         }
 
@@ -80,13 +90,14 @@ def check_every_recipient(store: Store, prepared: Prepared) -> int:
     failures: list[str] = []
     count = 0
     with store.session(commit=False) as session:
-        audience = select(Subscriber).where(queries.audience(prepared.campaign.audience))
-        for subscriber in queries.stream(session, audience):
+        # Two columns, not ORM objects: this runs over the whole audience before a first send.
+        audience = select(Subscriber.email, Subscriber.name).where(queries.audience(prepared.campaign.audience))
+        for email, name in session.execute(audience.execution_options(yield_per=5000)):
             count += 1
             try:
-                prepared.check_recipient(subscriber.email, subscriber.name)
+                prepared.check_recipient(email, name)
             except NewsletterError as exc:
-                failures.append(f"{subscriber.email}: {exc}")
+                failures.append(f"{email}: {exc}")
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise RecipientRenderFailed(
@@ -134,18 +145,17 @@ def send(
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
     lease: timedelta = timedelta(seconds=60),
+    wait: float = 0.0,
 ) -> SendReport:
-    """Send a prepared campaign to its audience; safe to rerun, and to run twice at once."""
+    """Send a prepared campaign to its audience; safe to rerun, and to run twice at once.
+
+    A ``worker`` joins a campaign another run has started, waiting up to ``wait`` seconds for it to
+    start (CI jobs on several machines start at the same moment).
+    """
     settings = prepared.settings
     started = time.monotonic()
     if worker:
-        with store.session() as session:
-            found = ledger.find_campaign(session, prepared.campaign.slug)
-        if found is None:
-            raise NotStarted(
-                f"{prepared.campaign.slug} has not started sending; a worker can only join a started campaign"
-            )
-        record = found
+        record = wait_for_start(store, prepared.campaign.slug, wait)
     else:
         record = start(store, prepared)
     run = DeliveryRun(
@@ -166,6 +176,20 @@ def send(
     )
 
 
+def wait_for_start(store: Store, slug: str, wait: float, *, poll: float = 0.25) -> StartedCampaign:
+    """The started campaign ``slug``, waiting up to ``wait`` seconds for another run to start it."""
+    deadline = time.monotonic() + wait
+    while True:
+        with store.session() as session:
+            found = ledger.find_campaign(session, slug)
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline:
+            waited = f" within {wait:g} s" if wait > 0 else ""
+            raise NotStarted(f"{slug} has not started sending{waited}; a worker can only join a started campaign")
+        time.sleep(min(poll, max(deadline - time.monotonic(), 0.0)))
+
+
 def status(store: Store, slug: str) -> Counts | None:
     """Where a campaign's sending stands; None if it has not started."""
     with store.session() as session:
@@ -173,11 +197,20 @@ def status(store: Store, slug: str) -> Counts | None:
         return None if record is None else ledger.counts(session, record)
 
 
-def status_dict(slug: str, counts: Counts | None) -> dict[str, Any]:
-    """The status as the CLI's ``--json`` prints it: a state name and the counts."""
+def reasons(store: Store, slug: str) -> list[ledger.Reason]:
+    """Why messages of a campaign wait or failed: the latest server reply per class, with counts."""
+    with store.session() as session:
+        record = ledger.find_campaign(session, slug)
+        return [] if record is None else ledger.reasons(session, record)
+
+
+def status_dict(slug: str, counts: Counts | None, why: list[ledger.Reason] | None = None) -> dict[str, Any]:
+    """The status as the CLI's ``--json`` prints it: a state name, the counts, and (``why``) the
+    latest server reply per class for pending and failed messages."""
+    extra = {} if why is None else {"reasons": [reason.as_dict() for reason in why]}
     if counts is None:
-        return {"campaign": slug, "state": "not started", **dataclasses.asdict(Counts(0, 0, 0, 0, 0, 0))}
-    return {"campaign": slug, "state": "complete" if counts.done else "sending", **dataclasses.asdict(counts)}
+        return {"campaign": slug, "state": "not started", **dataclasses.asdict(Counts(0, 0, 0, 0, 0, 0)), **extra}
+    return {"campaign": slug, "state": "complete" if counts.done else "sending", **dataclasses.asdict(counts), **extra}
 
 
 @dataclass(frozen=True)

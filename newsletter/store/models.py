@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -259,7 +260,10 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("campaign_id", "subscriber_id"),
-        Index("ix_outbox_campaign_id_state", "campaign_id", "state"),
+        # With the id last, PostgreSQL claims the oldest pending rows by walking the index in order and
+        # stops at the batch size, instead of sorting every pending row for each claim (22 ms against
+        # 1 ms per claim at 20,000 pending). SQLite's index entries end with the rowid anyway.
+        Index("ix_outbox_campaign_id_state_id", "campaign_id", "state", "id"),
         _check_in("state", OutboxState),
     )
 
@@ -296,6 +300,19 @@ class SendRun(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class SendPace(Base):
+    """A campaign's shared pace: the next free sending slot, for every worker on every machine.
+
+    Workers reserve slots by moving ``next_at`` on (seconds since the epoch, by the database's clock on
+    PostgreSQL), so N workers at ``--rate R`` send R messages a second together, not N times R.
+    """
+
+    __tablename__ = "send_pace"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Lease(Base):

@@ -8,8 +8,6 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-from email_validator import EmailNotValidError, validate_email
-
 from newsletter.errors import InputError, InvalidAddress
 
 NAME_MAX = 200
@@ -23,6 +21,9 @@ class Address(NamedTuple):
 
 def normalise_address(raw: str) -> Address:
     """Validate and normalise an address, with no DNS look-ups (there may be no network at all)."""
+    # Loaded on first use: commands that only read the store (``subscribers list``) start faster.
+    from email_validator import EmailNotValidError, validate_email
+
     candidate = raw.strip()
     if not candidate:
         raise InvalidAddress("the email address is empty")

@@ -32,12 +32,18 @@ class OutgoingMessage:
     ``data`` is the complete RFC 5322 message with CRLF line ends, built by the rendering layer;
     transports pass it on untouched. This product never sends one message to several people, so
     there is no recipient list to get wrong.
+
+    ``wire``, when the builder sets it, is ``data`` as an SMTP DATA payload: dot-stuffed and ending
+    in ``CRLF.CRLF``. The campaign's message factory prepares it from constant parts stuffed once per
+    campaign, which spares an SMTP transport a scan of every message; it must describe the same
+    message as ``data``. Transports that do not speak SMTP ignore it.
     """
 
     sender: str
     recipient: str
     data: bytes = dataclasses.field(repr=False)
     message_id: str
+    wire: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("sender", "recipient"):
@@ -50,6 +56,8 @@ class OutgoingMessage:
             raise ValueError("OutgoingMessage.recipient must not be empty")
         if not isinstance(self.data, bytes):
             raise TypeError("OutgoingMessage.data must be bytes (the serialised message)")
+        if self.wire is not None and not (isinstance(self.wire, bytes) and self.wire.endswith(b"\r\n.\r\n")):
+            raise TypeError("OutgoingMessage.wire must be bytes ending in CRLF.CRLF (a DATA payload), or None")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -171,6 +179,14 @@ class Transport(abc.ABC):
             self._is_open = False
             self._close()
 
+    def connection(self) -> AsyncConnection | None:
+        """An asyncio connection for the delivery engine's fast path, or None (the default).
+
+        A transport that returns one is driven from the engine's event loop, many connections in
+        one thread; any other transport is driven through :meth:`send`, one thread per connection.
+        """
+        return None
+
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message; raise TransportError (or TransportConfigError) if it was not accepted."""
         if not self._is_open:
@@ -195,6 +211,43 @@ class Transport(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
+
+
+class AsyncConnection(abc.ABC):
+    """One connection driven by the delivery engine's event loop (the SMTP transport has one).
+
+    A message goes out in two steps, so that the engine can record that it is about to be
+    delivered exactly before the point of no return:
+
+    - :meth:`begin` does everything that cannot deliver the message yet (for SMTP: MAIL, RCPT,
+      DATA and the body without its final dot). A refusal raises TemporaryFailure or
+      PermanentFailure, and the message was certainly not delivered.
+    - :meth:`finish` completes it (the final dot) and returns the server's verdict, with the same
+      errors as :meth:`Transport.send`; ConnectionLost means the outcome is unknown.
+
+    ``finish(following)`` may start the transaction of ``following``, the message to send next,
+    right behind this one's end (SMTP PIPELINING); the next :meth:`begin` is then called with it.
+    """
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect; raise TemporaryFailure when the server cannot be reached, TransportConfigError
+        when the settings cannot work."""
+
+    @abc.abstractmethod
+    async def begin(self, message: OutgoingMessage) -> None: ...
+
+    @abc.abstractmethod
+    async def finish(self, following: OutgoingMessage | None = None) -> SendResult: ...
+
+    @abc.abstractmethod
+    async def abandon(self) -> None:
+        """Give up the message begun, without delivering it (for SMTP: drop the connection, the only
+        way to end an open DATA undelivered; the next :meth:`begin` reconnects)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Say goodbye and release the connection; never raises for a connection already gone."""
 
 
 def safe_url(url: urllib.parse.SplitResult) -> str:

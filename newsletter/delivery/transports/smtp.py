@@ -20,7 +20,6 @@ unknown. Either way the connection is discarded and the next ``send`` reconnects
 
 from __future__ import annotations
 
-import re
 import smtplib
 import socket
 import ssl
@@ -42,13 +41,21 @@ from newsletter.delivery.transports.base import (
     refuse_password,
     safe_url,
 )
+from newsletter.delivery.transports.smtp_common import (
+    EXPECTED_REPLIES,
+    failure,
+    local_hostname,
+    reply_text,
+    untrusted,
+    wire_form,
+)
+from newsletter.delivery.transports.smtp_pipeline import SMTPConnection
 
 TLSMode = Literal["starttls", "none", "implicit"]
 DEFAULT_PORTS = {"starttls": 587, "none": 587, "implicit": 465}
 DEFAULT_TIMEOUT = 30.0
 _OPTIONS = frozenset({"tls", "timeout", "cafile", "verify", "local_hostname"})
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 
 class _NotSent(Exception):
@@ -162,6 +169,10 @@ class SMTPTransport(Transport):
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    def connection(self) -> SMTPConnection:
+        """A connection with these settings for the delivery engine's event loop."""
+        return SMTPConnection(self)
+
     def _open(self) -> None:
         self._connect()
 
@@ -185,12 +196,16 @@ class SMTPTransport(Transport):
         try:
             if self.tls == "implicit":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, self.local_hostname, timeout=self.timeout, context=self._ssl_context
+                    self.host,
+                    self.port,
+                    self.local_hostname or local_hostname(),
+                    timeout=self.timeout,
+                    context=self._ssl_context,
                 )
             else:
-                smtp = smtplib.SMTP(self.host, self.port, self.local_hostname, timeout=self.timeout)
+                smtp = smtplib.SMTP(self.host, self.port, self.local_hostname or local_hostname(), timeout=self.timeout)
         except ssl.SSLCertVerificationError as exc:
-            raise _untrusted(where, exc) from exc
+            raise untrusted(where, exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(None, f"cannot connect to {where}: {_reason(exc)}") from exc
         try:
@@ -217,7 +232,7 @@ class SMTPTransport(Transport):
             if self.username:
                 self._login(smtp, where)
         except ssl.SSLCertVerificationError as exc:
-            raise _untrusted(where, exc) from exc
+            raise untrusted(where, exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(None, f"cannot connect to {where}: {_reason(exc)}") from exc
         self._eightbit = smtp.has_extn("8bitmime")
@@ -231,9 +246,9 @@ class SMTPTransport(Transport):
             smtp.login(self.username or "", self._password or "")
         except smtplib.SMTPAuthenticationError as exc:
             if exc.smtp_code < 500:
-                raise TemporaryFailure(exc.smtp_code, f"login refused: {_text(exc.smtp_error)}") from exc
+                raise TemporaryFailure(exc.smtp_code, f"login refused: {reply_text(exc.smtp_error)}") from exc
             raise TransportConfigError(
-                f"{where} refused the login of {self.username!r} ({exc.smtp_code} {_text(exc.smtp_error)}); "
+                f"{where} refused the login of {self.username!r} ({exc.smtp_code} {reply_text(exc.smtp_error)}); "
                 "check the user name and NEWSLETTER_SMTP_PASSWORD"
             ) from exc
         except smtplib.SMTPNotSupportedError as exc:
@@ -265,7 +280,7 @@ class SMTPTransport(Transport):
         ]
         if not self._pipelining:
             replies = []
-            for command, expected in zip(commands, _EXPECTED, strict=True):
+            for command, expected in zip(commands, EXPECTED_REPLIES, strict=True):
                 code, reply = smtp.docmd(command)
                 replies.append((command, code, reply))
                 if code not in expected:
@@ -273,7 +288,9 @@ class SMTPTransport(Transport):
             return replies
         smtp.send("".join(f"{command}\r\n" for command in commands))
         replies = [(command, *smtp.getreply()) for command in commands]
-        if replies[-1][1] == 354 and any(code not in ok for (_, code, _), ok in zip(replies, _EXPECTED, strict=True)):
+        if replies[-1][1] == 354 and any(
+            code not in ok for (_, code, _), ok in zip(replies, EXPECTED_REPLIES, strict=True)
+        ):
             # A refused recipient but an accepted DATA (a non-conforming server): end the empty
             # message at once, so the connection stays in step.
             smtp.send(".\r\n")
@@ -282,9 +299,9 @@ class SMTPTransport(Transport):
 
     def _transaction(self, smtp: smtplib.SMTP, message: OutgoingMessage, *, stale_ok: bool) -> SendResult:
         try:
-            for (command, code, reply), expected in zip(self._envelope(smtp, message), _EXPECTED, strict=False):
+            for (command, code, reply), expected in zip(self._envelope(smtp, message), EXPECTED_REPLIES, strict=False):
                 if code == 421 and stale_ok:
-                    raise _NotSent(_text(reply))
+                    raise _NotSent(reply_text(reply))
                 if code not in expected:
                     raise self._refused(smtp, code, command, reply)
         except (smtplib.SMTPException, OSError) as exc:
@@ -296,7 +313,7 @@ class SMTPTransport(Transport):
             self._discard()
             raise
         try:
-            smtp.send(_wire_form(message.data))
+            smtp.send(message.wire or wire_form(message.data))
         except (smtplib.SMTPException, OSError) as exc:
             # The final "." never left: the server cannot have accepted the message.
             self._discard()
@@ -312,8 +329,8 @@ class SMTPTransport(Transport):
         if code != 250:
             if code == 421:
                 self._discard()
-            raise _failure(code, f"message refused: {_text(reply)}")
-        return SendResult(message.message_id, code, _text(reply))
+            raise failure(code, f"message refused: {reply_text(reply)}")
+        return SendResult(message.message_id, code, reply_text(reply))
 
     def _refused(self, smtp: smtplib.SMTP, code: int, command: str, reply: bytes) -> TransportError:
         """The failure for a refused command, after RSET so the connection can carry on."""
@@ -324,7 +341,7 @@ class SMTPTransport(Transport):
                 smtp.rset()
             except (smtplib.SMTPException, OSError):
                 self._discard()
-        return _failure(code, f"{command} refused: {_text(reply)}")
+        return failure(code, f"{command} refused: {reply_text(reply)}")
 
     def _mail_options(self, message: OutgoingMessage) -> str:
         options = ""
@@ -339,37 +356,7 @@ class SMTPTransport(Transport):
         return options
 
 
-_EXPECTED: tuple[tuple[int, ...], ...] = ((250,), (250, 251), (354,))
-
-
-def _wire_form(data: bytes) -> bytes:
-    """The DATA payload: CRLF line ends, dot-stuffed, terminated. Fast path for well-formed input."""
-    crlf = data.count(b"\r\n")
-    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
-        data = _BARE_EOL.sub(b"\r\n", data)  # bare CR or LF is an SMTP smuggling vector
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    if data.startswith(b"."):
-        data = b"." + data
-    return data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
-
-
-def _failure(code: int, text: str) -> TransportError:
-    return PermanentFailure(code, text) if 500 <= code <= 599 else TemporaryFailure(code, text)
-
-
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        return f"{exc.smtp_code} {reply_text(exc.smtp_error)}"
     return str(exc) or type(exc).__name__
-
-
-def _untrusted(where: str, exc: ssl.SSLCertVerificationError) -> TransportConfigError:
-    return TransportConfigError(
-        f"{where}: the server's TLS certificate is not trusted ({exc.verify_message}); "
-        "set cafile=PATH to trust its CA, or verify=false"
-    )
