@@ -110,7 +110,8 @@ def context_without_csp(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(request: pytest.FixtureRequest, context: BrowserContext) -> Iterator[Page]:
-    name = getattr(request, "param", None) or request.node.callspec.params.get("name")
+    callspec = getattr(request.node, "callspec", None)
+    name = callspec.params.get("name") if callspec else None
     chosen = request.getfixturevalue("context_without_csp") if name == "archived-campaign" else context
     opened = chosen.new_page()
     yield opened
@@ -304,3 +305,21 @@ def test_every_email_in_both_schemes_at_both_widths_passes_axe(page: Page, site:
     page.set_content(EMAILS[name](site))
     expect(page.get_by_text("Harvest", exact=True).first).to_be_visible()
     assert look_at(page, name, site.shots) == []
+
+
+def test_the_greeting_is_followed_by_a_paragraph_gap_not_more(page: Page, site: Site) -> None:
+    page.set_content(EMAILS["email-client-stories"](site))
+    greeting = page.get_by_text("Hello Ana,").bounding_box()
+    first = page.get_by_text("Our experience is that ketamine").bounding_box()
+    assert greeting is not None and first is not None
+    gap = first["y"] - (greeting["y"] + greeting["height"])
+    assert 8 <= gap <= 20, f"{gap} px between the greeting and the first paragraph"
+
+
+def test_the_axe_check_finds_what_it_is_there_to_find(page: Page) -> None:
+    page.set_content(
+        '<!doctype html><html lang="en"><body><main><p style="color:#aaaaaa;background:#ffffff">faint</p>'
+        '<img src="data:,"><button></button></main></body></html>'
+    )
+    found = {finding.split(" ")[0] for finding in blocking_violations(page)}
+    assert {"color-contrast", "image-alt", "button-name"} <= found
