@@ -31,7 +31,6 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
@@ -200,13 +199,9 @@ def sender_line(organisation: str, postal_address: str) -> str:
 # --- reading theme.toml --------------------------------------------------------------------------------
 
 
-def theme_path(settings: Settings) -> Path:
-    return settings.templates_path / THEME_FILENAME
-
-
 def load_theme(settings: Settings) -> Theme:
     """The clinic's theme: the defaults, with what ``theme.toml`` in the templates folder changes."""
-    path = theme_path(settings)
+    path = settings.templates_path / THEME_FILENAME
     data: Mapping[str, Any] = {}
     if path.is_file():
         try:
