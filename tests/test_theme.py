@@ -245,7 +245,7 @@ def test_every_vignette_carries_the_caption_in_html_and_text(tmp_path: Path) -> 
     caption = settings.vignette_caption
     assert caption.startswith("A client’s story, shared anonymously; details changed")
     assert html.count("A client’s story, shared anonymously") == 1
-    assert "  A client’s story, shared anonymously; details changed." in text  # indented with the story
+    assert "  [A client’s story, shared anonymously; details changed." in text  # indented with the story
     assert text.index("A client’s story") < text.index("I don’t like it")
 
 
