@@ -58,12 +58,18 @@ class Settings:
     public_base_url: str = _setting("http://127.0.0.1:8000", "Base URL of the web endpoint that emails link to")
     transport: str = _setting("file:outbox/", "Transport URL: smtp://, smtps://, file:, console:, memory:")
     campaigns_dir: str = _setting("campaigns", "Folder of campaign Markdown files")
-    templates_dir: str = _setting("templates", "Folder of the clinic's email templates")
+    templates_dir: str = _setting(
+        "templates", "Folder of the clinic's email templates and its theme.toml (colours, fonts)"
+    )
     faq_dir: str = _setting("faq", "Folder of the FAQ: one Markdown file per question")
     faq_url: str = _setting(
         "",
         "Where each FAQ block links for the full answer: a URL with {id} for the entry's id, or a page URL "
         "that gets #ID (empty: this product's own page, public_base_url/faq#ID)",
+    )
+    vignette_caption: str = _setting(
+        "A client’s story, shared anonymously; details changed. Individual results vary.",
+        "Caption above every client story (vignette) in campaign emails, so none reads as a typical result (empty: none)",
     )
     consent_version: str = _setting("2026-11", "Version of the consent wording shown on the signup form")
     rate: float = _setting(0.0, "Messages per second for a campaign, all workers together (0: unlimited)")

@@ -121,14 +121,6 @@ def test_self_extending_template_is_a_clear_error(settings: Settings) -> None:
         render_campaign(campaign(), settings)
 
 
-def test_the_clinic_templates_override_the_default_colours() -> None:
-    settings = settings_for(REPO)
-    rendered = render_campaign(load_campaign("client-stories", settings), settings)
-    html, _ = rendered.personalise(FIELDS)
-    assert "#7a4516" in html  # Harvest's accent, from templates/layout.mjml.j2
-    assert "#24584a" not in html  # the package default accent
-
-
 def test_unknown_template_names_what_is_missing(settings: Settings) -> None:
     text = CAMPAIGN.replace("audience:", "template: spring\naudience:")
     with pytest.raises(TemplateRenderError, match=r"'layouts/spring\.mjml\.j2' not found"):

@@ -30,6 +30,7 @@ from newsletter.delivery.prepare import prepare
 from newsletter.delivery.transports import transport_factory
 from newsletter.store.engine import open_store
 from newsletter.store.models import EventKind
+from newsletter.theme import HARVEST_LIGHT
 from newsletter.web import close_app, create_app
 from tests.conftest import ARTIFACTS
 from tests.support.smtp_servers import Certificate, RecordingHandler, make_certificate, smtp_server
@@ -76,6 +77,11 @@ def https_server(certificate: Certificate) -> Iterator[tuple[str, LateApp]]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+def rgb(colour: str) -> str:
+    """``#2e5a45`` as a browser reports a computed colour: ``rgb(46, 90, 69)``."""
+    return "rgb({}, {}, {})".format(*(int(colour[i : i + 2], 16) for i in (1, 3, 5)))
 
 
 def parsed(data: bytes) -> EmailMessage:
@@ -129,7 +135,7 @@ def test_signup_confirm_campaign_and_one_click_unsubscribe(browser: Browser, tmp
             page.goto(f"{base}/subscribe")
             expect(page.get_by_role("heading", name="Subscribe for updates")).to_be_visible()
             button = page.get_by_role("button", name="Subscribe")
-            assert button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(47, 93, 70)"
+            assert button.evaluate("b => getComputedStyle(b).backgroundColor") == rgb(HARVEST_LIGHT.accent)
             assert not page.locator("#nl-website").is_visible() or page.locator("#nl-website").bounding_box()["x"] < 0  # type: ignore[index]
             screenshots(page, "subscribe")
             # No topic is ticked in advance: consent is chosen, not assumed.

@@ -69,8 +69,15 @@ class Block:
 
 
 def markdown_parser() -> MarkdownIt:
-    """The one Markdown dialect of campaigns: CommonMark, raw HTML shown as text, ``:::`` blocks."""
-    md = MarkdownIt("commonmark", {"html": False})
+    """The one Markdown dialect of campaigns and the FAQ: CommonMark, raw HTML shown as text, ``:::``
+    blocks, and typographic quotes ("straight" becomes “curly”, it's becomes it’s).
+
+    The typographer changes only the text tokens that are rendered: a block's ``source`` stays as it
+    was typed, so vignette sign-off hashes and the de-identification gate read the author's own
+    characters. Only smartquotes is on: markdown-it's other replacements turn "(c)" into "©", which
+    would garble a list such as "(a), (b), (c)".
+    """
+    md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable("smartquotes")
     # One catch-all container, so that an unknown kind is reported instead of silently becoming text.
     container_plugin(md, _CONTAINER, validate=lambda params, *_: bool(params.strip()))
     return md

@@ -26,6 +26,7 @@ from newsletter.campaigns import faq, plaintext
 from newsletter.campaigns.content import SYSTEM_SLUGS, Block, Campaign, markdown_parser
 from newsletter.campaigns.templating import TemplateRenderError, make_environment, render_template
 from newsletter.errors import NewsletterError
+from newsletter.theme import load_theme, sender_line
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -169,6 +170,9 @@ def render_campaign(campaign: Campaign, settings: Settings, *, web: bool = False
     context: dict[str, Any] = {
         "organisation": settings.organisation,
         "postal_address": settings.postal_address,
+        "sender_line": sender_line(settings.organisation, settings.postal_address),
+        "theme": load_theme(settings),
+        "vignette_caption": settings.vignette_caption.strip(),
         "public_base_url": base,
         "archive_url": archive_url,
         "slug": campaign.slug,

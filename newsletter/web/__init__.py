@@ -33,6 +33,7 @@ from newsletter.subscribers.addresses import clean_tag
 from newsletter.web import pages, views, webhooks
 from newsletter.web.emails import SignupEmails, describe_duration
 from newsletter.web.forms import MAX_FIELDS
+from newsletter.web.look import register_theme
 from newsletter.web.mailer import Mailer
 from newsletter.web.ratelimit import RateLimits, SignupLimiter
 from newsletter.web.state import EXTENSION, WebState
@@ -81,6 +82,7 @@ def create_app(
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
     pages.register(app)
+    register_theme(app, emails.theme, settings)  # the emails' own theme: pages and emails never disagree
 
     @app.context_processor
     def clinic() -> dict[str, object]:

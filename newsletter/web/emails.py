@@ -22,6 +22,7 @@ from newsletter.delivery.dkim import Signer, dkim_signer
 from newsletter.delivery.headers import HeaderError, check_address, clean_header_value, envelope_address
 from newsletter.delivery.transports import OutgoingMessage
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.theme import load_theme, sender_line
 from newsletter.web import jinja_env
 
 
@@ -56,6 +57,7 @@ class SignupEmails:
         except HeaderError as exc:
             raise ConfigError(f"from_address/reply_to: {exc}") from None
         self.settings = settings
+        self.theme = load_theme(settings)  # the clinic's look, shared with the pages (newsletter.web.look)
         self.sign: Signer | None = dkim_signer(settings, self.domain)
 
     def confirmation(self, recipient: str, confirm_url: str) -> OutgoingMessage:
@@ -90,6 +92,7 @@ class SignupEmails:
         context = {
             "organisation": self.settings.organisation,
             "postal_address": self.settings.postal_address,
+            "sender_line": sender_line(self.settings.organisation, self.settings.postal_address),
             "subject": subject,
             **context,
         }
@@ -105,7 +108,8 @@ class SignupEmails:
         # RFC 3834: autoresponders ("I'm on holiday") must not answer an automatic message.
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(jinja_env.render(f"{template}.txt", **context), cte="quoted-printable")
-        msg.add_alternative(jinja_env.render(f"{template}.html", **context), subtype="html", cte="quoted-printable")
+        html = jinja_env.render(f"{template}.html", theme=self.theme, **context)
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
         data = msg.as_bytes()
         if self.sign is not None:
             data = self.sign(data)
