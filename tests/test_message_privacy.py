@@ -17,6 +17,7 @@ from newsletter.config import Settings
 from newsletter.delivery.ledger import Claim
 from newsletter.delivery.prepare import prepare
 from newsletter.errors import NewsletterError
+from newsletter.store.models import new_public_id
 from tests.support.campaigns import FAQ_CAMPAIGN, clinic_settings, write_campaign
 
 
@@ -26,7 +27,7 @@ def make_settings(project: Path, **extra: str) -> Settings:
 
 def one_message(settings: Settings) -> bytes:
     prepared = prepare("faq", settings)
-    claim = Claim(7, 42, "reader@example.org", "reader@example.org", "Reader", False)
+    claim = Claim(7, 42, new_public_id(), "reader@example.org", "reader@example.org", "Reader", False)
     return prepared.message_for(claim, campaign_id=3).data
 
 

@@ -24,6 +24,7 @@ from tests.support.web import (
     erase,
     make_app,
     sent,
+    settle,
     snapshot,
     text_of,
     web_settings,
@@ -98,6 +99,7 @@ def test_a_bot_filling_the_honeypot_gets_the_usual_page_even_without_a_topic(app
 
 def test_ticked_topics_are_what_the_subscriber_gets(app: Flask, client: FlaskClient, store: Store) -> None:
     client.post("/subscribe", data={"email": "cy@example.org", "topic": ["clinic-news", "client-stories"]})
+    settle(app)
     with store.session() as session:
         cy = session.scalars(select(Subscriber)).one()
         assert cy.tag_names == ["client-stories", "clinic-news"]

@@ -87,6 +87,7 @@ class Claim:
 
     outbox_id: int
     subscriber_id: int
+    public_id: str  # the subscriber's name in links
     email: str
     email_key: str
     name: str
@@ -336,7 +337,7 @@ _CLAIM = (
     .returning(_T.c.id)
 )
 _CLAIMED = (
-    select(_T.c.id, _S.c.id, _S.c.email, _S.c.email_key, _S.c.name, _T.c.possibly_duplicated)
+    select(_T.c.id, _S.c.id, _S.c.public_id, _S.c.email, _S.c.email_key, _S.c.name, _T.c.possibly_duplicated)
     .join(_S, _S.c.id == _T.c.subscriber_id)
     .where(_T.c.id.in_(bindparam("p_ids", expanding=True)))
     .order_by(_T.c.id)

@@ -1,16 +1,19 @@
 """Signed links in emails: confirm, unsubscribe, preferences; and the archive's public URLs.
 
 Each token is signed with the secret key under its own salt, so a token made for one purpose is
-worthless for another. It carries a key naming what it is for (the subscriber's id for unsubscribe and
-preferences; the signup request's random token for confirm) and a keyed fingerprint of the address:
-a token stays bound to the person even if an id were ever reused after an erasure, and the URL
-reveals nothing about the address (itsdangerous payloads are signed, not encrypted). The payload's
-format is made in :meth:`Links.token` and read in :meth:`Links.read`, and nowhere else.
+worthless for another. It carries a key naming what it is for (the subscriber's public id for
+unsubscribe and preferences; the signup request's random token for confirm) and a keyed fingerprint
+of the address: a token stays bound to the person, and the URL reveals nothing about the address
+(itsdangerous payloads are signed, not encrypted). Both keys are random, so a link tells nothing about
+the list either: the row ids that links named before public ids counted the people who signed up
+before. The payload's format is made in :meth:`Links.token` and read in :meth:`Links.read`, and
+nowhere else.
 
 Unsubscribe and preferences tokens never expire: an unsubscribe link in a years-old email must still
-work. Confirm tokens expire after ``confirm_max_age`` seconds. An unsubscribe link in a campaign also
-carries the campaign's id, so the campaign report can count the unsubscribes it caused without
-tracking anyone.
+work. That holds for the links made before public ids too: they are still read (see
+:attr:`TokenClaim.legacy_id`), never made. Confirm tokens expire after ``confirm_max_age`` seconds.
+An unsubscribe link in a campaign also carries the campaign's id, so the campaign report can count
+the unsubscribes it caused without tracking anyone.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from urllib.parse import quote
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
 from newsletter.errors import NewsletterError
+from newsletter.store.models import PUBLIC_ID_LENGTH
 
 Purpose = Literal["confirm", "unsubscribe", "preferences"]
 PURPOSES: tuple[Purpose, ...] = ("confirm", "unsubscribe", "preferences")
 DEFAULT_CONFIRM_MAX_AGE = 7 * 24 * 3600
 KEY_MAX = 64
+_LEGACY_ID_MAX = 18  # digits: a row id, as links named subscribers before public ids
 
 
 class BadToken(NewsletterError):
@@ -37,15 +42,20 @@ class BadToken(NewsletterError):
 
 @dataclass(frozen=True)
 class TokenClaim:
-    key: str  # what the token names: a subscriber's id, or a signup request's token
+    key: str  # what the token names: a subscriber's public id, or a signup request's token
     fingerprint: str
     campaign_id: int | None = None  # the campaign whose message carried the link, if any
 
     @property
-    def subscriber_id(self) -> int:
-        if not self.key.isdigit():
-            raise BadToken("this link is not valid")
-        return int(self.key)
+    def legacy_id(self) -> int | None:
+        """The row id an unsubscribe or preferences link made before public ids names, else None.
+
+        Still honoured, since such links sit in emails people keep; accepting them reveals nothing
+        that the link itself did not already show, and no new link is made that way.
+        """
+        if self.key.isdigit() and len(self.key) <= _LEGACY_ID_MAX:
+            return int(self.key)
+        return None
 
 
 class Links:
@@ -73,9 +83,12 @@ class Links:
     def fingerprint(self, email_key: str) -> str:
         return hmac.new(self._key, b"fingerprint:" + email_key.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def token(self, purpose: Purpose, key: int | str, email_key: str, *, campaign_id: int | None = None) -> str:
-        """A token for ``key`` (letters and digits only), the address it belongs to and, for the
-        links in a campaign message, the campaign that carried it."""
+    def token(self, purpose: Purpose, key: str, email_key: str, *, campaign_id: int | None = None) -> str:
+        """A token for ``key`` (letters and digits only: a subscriber's public id, or for confirm a
+        signup request's token), the address it belongs to and, for the links in a campaign message,
+        the campaign that carried it."""
+        if purpose != "confirm" and len(key) != PUBLIC_ID_LENGTH:
+            raise ValueError("unsubscribe and preferences links name a subscriber by their public id")
         payload = f"{key}-{self.fingerprint(email_key)}"
         if campaign_id is not None:
             payload += f"-{campaign_id}"
@@ -104,7 +117,7 @@ class Links:
     def matches(self, claim: TokenClaim, email_key: str) -> bool:
         return hmac.compare_digest(claim.fingerprint, self.fingerprint(email_key))
 
-    def url(self, purpose: Purpose, key: int | str, email_key: str, *, campaign_id: int | None = None) -> str:
+    def url(self, purpose: Purpose, key: str, email_key: str, *, campaign_id: int | None = None) -> str:
         return f"{self.base}/{purpose}/{self.token(purpose, key, email_key, campaign_id=campaign_id)}"
 
     def archive_url(self, slug: str | None = None) -> str:

@@ -85,8 +85,8 @@ class Prepared:
         data, wire = self.factory.build_with_wire(
             address,
             item.name,
-            links.url("unsubscribe", item.subscriber_id, item.email_key, campaign_id=campaign_id),
-            links.url("preferences", item.subscriber_id, item.email_key),
+            links.url("unsubscribe", item.public_id, item.email_key, campaign_id=campaign_id),
+            links.url("preferences", item.public_id, item.email_key),
             message_id=message_id,
         )
         if self.dkim is not None:

@@ -20,7 +20,7 @@ from newsletter.files import touch_private
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration. Kept here so that opening the store does not import Alembic (a test checks it
 # against the migration scripts); every command opens the store, only `init` migrates.
-SCHEMA_REVISION = "0006_engine_v2"
+SCHEMA_REVISION = "0007_public_ids"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

@@ -6,7 +6,9 @@ the migrations and these models agree.
 
 from __future__ import annotations
 
+import base64
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -32,6 +34,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+PUBLIC_ID_LENGTH = 26  # 128 random bits in unpadded base32
+
+
+def new_public_id() -> str:
+    """A subscriber's name in links: 128 random bits, lower-case base32 (letters and digits only).
+
+    Links name people by it, never by their row id, which counts the list: ``/unsubscribe/20-...``
+    told anyone holding a link roughly how many had signed up before them.
+    """
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -113,6 +127,8 @@ class Subscriber(Base):
     __table_args__ = (_check_in("status", Status), _check_in("source", Source))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The name links use (see new_public_id); the row id never leaves the store.
+    public_id: Mapped[str] = mapped_column(String(PUBLIC_ID_LENGTH), unique=True, index=True, default=new_public_id)
     email: Mapped[str] = mapped_column(String(320))
     # The normalised address folded to lower case: uniqueness is case-insensitive on every backend.
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
@@ -205,6 +221,33 @@ class SignupRequest(Base):
 
     subscriber: Mapped[Subscriber] = relationship()
     consent: Mapped[Consent] = relationship()
+
+
+class SignupIntake(Base):
+    """A request from a public form, kept from the moment it is answered until it is applied.
+
+    The signup page answers after one insert here, the same work whatever the address's state; the
+    state-dependent part (looking the address up, recording the request, the email) runs after the
+    answer, on the web's mail thread, which deletes the row in the transaction that applies it. So
+    the answer's timing tells nothing, and a 200 still means the request is kept: a row left by a
+    process that died is applied when the web endpoint starts again.
+    """
+
+    __tablename__ = "signup_intake"
+    __table_args__ = (Index("ix_signup_intake_email_key", "email_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))  # so that erasing the address erases the row
+    name: Mapped[str] = mapped_column(String(200), default="")
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    wording_version: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(Text, default="")
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    # Keyed digest of the sender's network (IPv4 address or IPv6 /64): the per-address rate limit
+    # counts per address and source, and it is applied with the request, after the answer.
+    source: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Erasure(Base):

@@ -52,6 +52,7 @@ from newsletter.store.models import (
     SubscriberTag,
     utcnow,
 )
+from newsletter.subscribers import intake
 from newsletter.subscribers.addresses import Address, clean_name, clean_tags, erasure_hash, normalise_address
 from newsletter.subscribers.consent import ConsentInfo, record_consent
 
@@ -465,7 +466,9 @@ def forget(session: Session, email: str, *, secret_key: str) -> Forgotten:
     address = normalise_address(email)
     subscriber = find(session, address)
     digest = erasure_hash(secret_key, address.key)
-    if subscriber is None and session.get(Erasure, digest) is None:
+    # A form request still waiting to be applied would bring them back a moment later.
+    waiting = intake.discard(session, address.key)
+    if subscriber is None and not waiting and session.get(Erasure, digest) is None:
         raise NotFound(f"no subscriber with the address {email.strip()!r}")
     message_ids = _erase(session, [subscriber]) if subscriber is not None else []
     if session.get(Erasure, digest) is None:
@@ -513,7 +516,7 @@ class Reply(enum.Enum):
 @dataclass(frozen=True)
 class SignupOutcome:
     reply: Reply
-    subscriber_id: int | None = None
+    public_id: str = ""  # names the subscriber in links
     email_key: str = ""
     request_token: str = ""  # names the request in its confirmation link
 
@@ -557,11 +560,11 @@ def request_signup(
         added = add(session, address.email, consent=consent, name=name, tags=topics, secret_key=secret_key, actor=actor)
         assert added.consent is not None  # a new subscriber always gets this request's consent
         request = _new_request(session, added.subscriber, added.consent, name=name, topics=topics)
-        return SignupOutcome(Reply.CONFIRM, added.subscriber.id, added.subscriber.email_key, request.token)
+        return SignupOutcome(Reply.CONFIRM, added.subscriber.public_id, added.subscriber.email_key, request.token)
 
     status = Status(subscriber.status)
     if status is Status.CONFIRMED:
-        return SignupOutcome(Reply.ALREADY_SUBSCRIBED, subscriber.id, subscriber.email_key)
+        return SignupOutcome(Reply.ALREADY_SUBSCRIBED, subscriber.public_id, subscriber.email_key)
     if status in (Status.BOUNCED, Status.COMPLAINED):
         return SignupOutcome(Reply.NONE)
     # Pending or unsubscribed: a request of its own, which changes nothing until its link is pressed.
@@ -569,7 +572,7 @@ def request_signup(
     log_event(session, subscriber, EventKind.SUBSCRIBED, actor, method=Source.FORM.value, while_status=status.value)
     record = record_consent(session, subscriber, consent)
     request = _new_request(session, subscriber, record, name=name, topics=topics)
-    return SignupOutcome(Reply.CONFIRM, subscriber.id, subscriber.email_key, request.token)
+    return SignupOutcome(Reply.CONFIRM, subscriber.public_id, subscriber.email_key, request.token)
 
 
 def awaiting_confirmation(request: SignupRequest) -> bool:

@@ -16,6 +16,7 @@ limits a shared ``storage_uri``: each process otherwise counts on its own.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from flask import Flask
@@ -27,10 +28,12 @@ from newsletter.delivery.links import Links
 from newsletter.delivery.transports import TransportFactory, transport_factory
 from newsletter.errors import ConfigError, InputError
 from newsletter.feedback.sns import Fetch, fetch_https
+from newsletter.feedback.webhooks import BODY_LIMIT as SES_BODY_LIMIT
 from newsletter.feedback.webhooks import SesWebhook
 from newsletter.store.engine import Store, open_store
 from newsletter.subscribers.addresses import clean_tag
-from newsletter.web import pages, views, webhooks
+from newsletter.web import deferred, pages, views, webhooks
+from newsletter.web.bodies import BufferedBodies
 from newsletter.web.emails import SignupEmails, describe_duration
 from newsletter.web.forms import MAX_FIELDS
 from newsletter.web.look import register_theme
@@ -77,7 +80,11 @@ def create_app(
     app.jinja_env.undefined = StrictUndefined
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.extensions[EXTENSION] = WebState(settings, store, links, emails, Mailer(transport), limiter, owns_store)
+    mailer = Mailer(transport)
+    state = WebState(settings, store, links, emails, mailer, limiter, owns_store)
+    # Each process's mail thread first applies the signups that a process which died left waiting.
+    mailer.on_start(functools.partial(deferred.recover, state))
+    app.extensions[EXTENSION] = state
     app.extensions[webhooks.EXTENSION] = SesWebhook(store, settings, fetch=sns_fetch)
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
@@ -94,6 +101,8 @@ def create_app(
             "confirm_valid_for": describe_duration(settings.confirm_max_age),
         }
 
+    # Every streamed body gets a length, so that the limits above hold for chunked bodies too.
+    app.wsgi_app = BufferedBodies(app.wsgi_app, max(MAX_CONTENT_LENGTH, SES_BODY_LIMIT))  # type: ignore[method-assign]
     if proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops)  # type: ignore[method-assign]
     return app
@@ -122,9 +131,11 @@ def wsgi(
     proxy_hops: int = 0,
     per_ip: str = RateLimits.per_ip,
     per_address: str = RateLimits.per_address,
+    per_address_total: str = RateLimits.per_address_total,
     storage_uri: str = RateLimits.storage_uri,
 ) -> Flask:
     """The app for a WSGI server, from the settings of ``project_dir`` (default: the current folder,
     so ``gunicorn --chdir /srv/harvest 'newsletter.web:wsgi()'`` serves that project)."""
     settings = load_settings(Path(project_dir) if project_dir else None).settings
-    return create_app(settings, rate_limits=RateLimits(per_ip, per_address, storage_uri), proxy_hops=proxy_hops)
+    limits = RateLimits(per_ip, per_address, per_address_total, storage_uri)
+    return create_app(settings, rate_limits=limits, proxy_hops=proxy_hops)

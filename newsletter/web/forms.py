@@ -33,6 +33,10 @@ class FormError(NewsletterError):
     """Input a form cannot accept; the message is safe to show to the person who sent it."""
 
 
+class TooManyFields(FormError):
+    """More fields than any of our forms has: refused whole (a 413), never read in part."""
+
+
 class FieldErrors(FormError):
     """Input to correct on the form itself: a message per field, and the fields as they were sent."""
 
@@ -68,7 +72,7 @@ def parse_urlencoded(body: bytes) -> MultiDict[str, str]:
     except UnicodeDecodeError:
         raise FormError("The form was sent in an encoding we cannot read; please use UTF-8.") from None
     except ValueError:
-        raise FormError("The form has too many fields.") from None
+        raise TooManyFields("The form has too many fields.") from None
     return MultiDict(pairs)
 
 

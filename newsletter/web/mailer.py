@@ -1,14 +1,15 @@
-"""Sending the web endpoint's one-off emails (confirmations, preferences links) off the request thread.
+"""The web endpoint's work after the answer: its one-off emails, and what depends on an address.
 
-The signup page must look and *take* the same time whatever the address's state: if the response
-waited for the SMTP server only when an email goes out, its timing would tell who is suppressed
-(bounced, complained, erased). So a request only queues the message; one thread per process sends.
-Where even looking the address up would take a different time per state (the "email me my
-preferences link" page), the request queues a job instead, which looks it up and builds the message
-on that thread (:meth:`Mailer.defer`).
+The public forms must look and *take* the same time whatever the address's state: if the response
+waited for the SMTP server only when an email goes out, or for the database work that differs per
+state, its timing would tell who is on the list and who is suppressed (bounced, complained, erased).
+So a request queues a job (:meth:`Mailer.defer`), which looks the address up, applies the request
+and builds the message on one thread per process, after the answer; that thread sends it too.
 
-A message still in the queue when the process dies is lost. That is acceptable for a confirmation:
-the person sees no email and submits the form again. Failures are logged without the address.
+A signup is kept in the store before it is answered (:mod:`newsletter.subscribers.intake`): a job
+lost with a process that died is run again by the next process's first job (:meth:`Mailer.on_start`).
+A message built but not yet sent when the process dies is lost; the person sees no email and submits
+the form again. Failures are logged without the address.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ class Mailer:
         self._queue: queue.Queue[OutgoingMessage | Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._first: Job | None = None
         self.failures = 0
+
+    def on_start(self, job: Job) -> None:
+        """Run ``job`` first on each process's mail thread, when the thread starts (on first use)."""
+        self._first = job
 
     def submit(self, message: OutgoingMessage) -> None:
         self._put(message)
@@ -62,6 +68,8 @@ class Mailer:
         self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="newsletter-web-mailer", daemon=True)
         self._thread.start()
+        if self._first is not None:
+            self._queue.put(self._first)
         atexit.register(self.close)
 
     def _run(self) -> None:

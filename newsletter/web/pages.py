@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from newsletter.delivery.links import BadToken
 from newsletter.errors import NewsletterError, NotFound, StoreError
-from newsletter.web.forms import FormError
+from newsletter.web.forms import FormError, TooManyFields
 from newsletter.web.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ _HTTP_PAGES = {
 def page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
     response = Response(render_template("error.html", title=title, message=message), status)
     response.headers.update(headers or {})
+    if status == 413:
+        # The rest of a refused body may still be on its way: it must not be read as another request.
+        response.headers["Connection"] = "close"
     return response
 
 
@@ -58,6 +61,8 @@ def _newsletter_error(exc: NewsletterError) -> Response:
     if isinstance(exc, RateLimited):
         title, message = _HTTP_PAGES[429]
         return page(429, title, message, {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, TooManyFields):
+        return page(413, *_HTTP_PAGES[413])
     if isinstance(exc, BadToken):
         hint = "Links from our emails work as they are; if you copied one, check that all of it came along."
         return page(400, "This link does not work", f"Sorry: {exc}. {hint}")

@@ -17,20 +17,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup
-from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from newsletter.campaigns import faq
 from newsletter.delivery.links import BadToken, Purpose
-from newsletter.delivery.transports import OutgoingMessage
-from newsletter.store.models import Source, Status, Subscriber
+from newsletter.store.models import Source, Status, Subscriber, utcnow
 from newsletter.subscribers import service as subscribers
-from newsletter.subscribers.addresses import Address
 from newsletter.subscribers.consent import ConsentInfo, ip_hash
-from newsletter.subscribers.service import Reply, SignupOutcome
-from newsletter.web import archive, forms
+from newsletter.web import archive, deferred, forms
 from newsletter.web.feed import atom_feed
-from newsletter.web.forms import FieldErrors, SignupForm
+from newsletter.web.forms import FieldErrors
 from newsletter.web.pages import ARCHIVE_CSP
 from newsletter.web.state import WebState, web_state
 from newsletter.web.tokens import campaign_of, signup_request_for, subscriber_and_claim, subscriber_for
@@ -62,17 +58,18 @@ def subscribe_form() -> str:
 
 @bp.post("/subscribe")
 def subscribe() -> Response | str:
-    """The same page for every outcome: nothing on it tells whether the address is known."""
+    """The same page, in the same time, for every outcome: nothing about the address is looked up
+    before the answer (see :mod:`newsletter.web.deferred`)."""
     state = web_state()
-    state.limiter.check_ip(_client_ip())
+    source = state.limiter.source(_client_ip())
+    state.limiter.check_source(source)
     form = _read_form()
     if not forms.honeypot_filled(form):
         try:
             signup = forms.parse_signup(form, state.topic_choices)
         except FieldErrors as exc:
             return _form_again("subscribe.html", exc, action=url_for(".subscribe"))
-        state.limiter.check_address(signup.address.key)
-        _reply(state, signup, _apply_signup(state, signup))
+        deferred.receive(state, signup, _consent(state), source)
     return render_template("check_inbox.html")
 
 
@@ -81,46 +78,15 @@ def _form_again(template: str, exc: FieldErrors, **context: object) -> Response:
     return Response(render_template(template, values=exc.values, errors=exc.errors, **context), 400)
 
 
-def _apply_signup(state: WebState, signup: SignupForm) -> SignupOutcome:
+def _consent(state: WebState) -> ConsentInfo:
     settings = state.settings
-    consent = ConsentInfo(
-        Source.FORM, settings.consent_version, _consent_origin(state), ip_hash(settings.secret_key, _client_ip())
+    return ConsentInfo(
+        Source.FORM,
+        settings.consent_version,
+        _consent_origin(state),
+        ip_hash(settings.secret_key, _client_ip()),
+        given_at=utcnow(),
     )
-
-    def attempt() -> SignupOutcome:
-        with state.store.session() as session:
-            return subscribers.request_signup(
-                session,
-                signup.address,
-                name=signup.name,
-                topics=signup.topics,
-                consent=consent,
-                secret_key=settings.secret_key,
-            )
-
-    try:
-        return attempt()
-    except IntegrityError:
-        # Two requests for a new address at once (a double click): the second finds the first's row.
-        return attempt()
-
-
-def _reply(state: WebState, signup: SignupForm, outcome: SignupOutcome) -> None:
-    if outcome.reply is Reply.NONE or outcome.subscriber_id is None:
-        return
-    links, who = state.links, (outcome.subscriber_id, outcome.email_key)
-    try:
-        if outcome.reply is Reply.CONFIRM:
-            confirm_url = links.url("confirm", outcome.request_token, outcome.email_key)
-            message = state.emails.confirmation(signup.recipient, confirm_url)
-        else:
-            message = state.emails.already_subscribed(
-                signup.recipient, links.url("preferences", *who), links.url("unsubscribe", *who)
-            )
-    except Exception:  # the page must not differ, whatever went wrong
-        log.exception("could not build the signup email")
-        return
-    state.mailer.submit(message)
 
 
 def _client_ip() -> str:
@@ -191,7 +157,7 @@ def _confirmed_page(state: WebState, subscriber: Subscriber) -> str:
 
 
 def _personal_url(state: WebState, purpose: Purpose, subscriber: Subscriber) -> str:
-    token = state.links.token(purpose, subscriber.id, subscriber.email_key)
+    token = state.links.token(purpose, subscriber.public_id, subscriber.email_key)
     return url_for(f".{purpose}_page", token=token)
 
 
@@ -283,7 +249,8 @@ def preferences_link_form() -> str:
 def preferences_link() -> Response | str:
     """The same page, in the same time, whatever the address: the look-up happens on the mail thread."""
     state = web_state()
-    state.limiter.check_ip(_client_ip(), form="preferences-link")
+    source = state.limiter.source(_client_ip())
+    state.limiter.check_source(source, form=deferred.LINK_FORM)
     form = _read_form()
     if forms.honeypot_filled(form):
         return render_template("preferences_link_sent.html")
@@ -291,20 +258,8 @@ def preferences_link() -> Response | str:
         address, recipient = forms.parse_link_request(form)
     except FieldErrors as exc:
         return _form_again("preferences_link.html", exc, action=url_for(".preferences_link"))
-    state.limiter.check_address(address.key, form="preferences-link")
-    state.mailer.defer(functools.partial(_preferences_link_email, state, address, recipient))
+    state.mailer.defer(functools.partial(deferred.preferences_link, state, address, recipient, source))
     return render_template("preferences_link_sent.html")
-
-
-def _preferences_link_email(state: WebState, address: Address, recipient: str) -> OutgoingMessage | None:
-    """On the mail thread: the email with the preferences link, if the address is subscribed."""
-    with state.store.session(commit=False) as session:
-        subscriber = subscribers.find(session, address)
-        if subscriber is None or subscriber.status != Status.CONFIRMED:
-            return None
-        who = (subscriber.id, subscriber.email_key)
-    links = state.links
-    return state.emails.preferences_link(recipient, links.url("preferences", *who), links.url("unsubscribe", *who))
 
 
 # --- Links without a token: the sample links in archived and built campaigns ------------------------

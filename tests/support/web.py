@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
+import socket
+import threading
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 from newsletter.config import Settings
 from newsletter.delivery.links import Links, Purpose
@@ -25,7 +30,7 @@ from newsletter.web import RateLimits, create_app
 
 SECRET = "web-test-secret-0123456789abcdef"
 BASE = "https://news.harvest.example"
-NO_LIMITS = RateLimits(per_ip="", per_address="")
+NO_LIMITS = RateLimits(per_ip="", per_address="", per_address_total="")
 
 
 def web_settings(project: Path, database_url: str = "sqlite://", **overrides: Any) -> Settings:
@@ -53,9 +58,14 @@ def links() -> Links:
     return Links(SECRET, BASE)
 
 
+def settle(app: Flask) -> None:
+    """Wait until the app's mail thread has done the work its requests left after their answers."""
+    app.extensions["newsletter"].mailer.join()
+
+
 def sent(app: Flask) -> list[OutgoingMessage]:
     """Every message the app has sent, once its mail thread has handled all it was given."""
-    app.extensions["newsletter"].mailer.join()
+    settle(app)
     return MemoryTransport.outbox()
 
 
@@ -79,7 +89,7 @@ def link_in(message: OutgoingMessage, purpose: Purpose) -> str:
 
 
 def token_path(purpose: Purpose, subscriber: Subscriber) -> str:
-    return f"/{purpose}/{links().token(purpose, subscriber.id, subscriber.email_key)}"
+    return f"/{purpose}/{links().token(purpose, subscriber.public_id, subscriber.email_key)}"
 
 
 def request_signup(store: Store, address: str, *, name: str = "", topics: tuple[str, ...] = ("faq-updates",)) -> str:
@@ -157,3 +167,65 @@ def snapshot(store: Store) -> tuple[Any, ...]:
         events = session.scalar(select(func.count()).select_from(Event))
         erasures = session.scalar(select(func.count()).select_from(Erasure))
     return subs, consents, events, erasures
+
+
+# --- over real HTTP: Werkzeug's server on 127.0.0.1 ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving(app: Flask) -> Iterator[int]:
+    """Serve ``app`` with Werkzeug's threaded server on a free port of 127.0.0.1; yields the port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def post_chunked(
+    port: int, path: str, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, piece: int = 4096
+) -> tuple[int, dict[str, str], bytes]:
+    """POST ``body`` with ``Transfer-Encoding: chunked`` (no Content-Length); returns status, headers, body.
+
+    The body goes out on a thread of its own while the answer is read: a server that refuses the
+    body stops reading it, answers and closes, and the sender then gets a broken pipe, not the answer.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+
+    def send() -> None:
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        with contextlib.suppress(OSError):
+            sock.sendall((head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode())
+            for start in range(0, len(body), piece):
+                chunk = body[start : start + piece]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)  # Werkzeug's server reads what is left of a refused body to the end
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while (chunk := sock.recv(65536)) and not _complete(received := received + chunk):
+            pass
+    sender.join(timeout=30)
+    sock.close()
+    return _split(received)
+
+
+def _split(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, content = response.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, content
+
+
+def _complete(response: bytes) -> bool:
+    if b"\r\n\r\n" not in response:
+        return False
+    _, headers, content = _split(response)
+    return "Content-Length" in headers and len(content) >= int(headers["Content-Length"])
