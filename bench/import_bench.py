@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 BASELINE = r"""
-import csv, sqlite3, sys
+import base64, csv, secrets, sqlite3, sys
 from datetime import datetime, UTC
 from email_validator import validate_email
 path, db = sys.argv[1], sys.argv[2]
@@ -42,12 +42,13 @@ with open(path, encoding="utf-8-sig", newline="") as f:
             continue
         email = validate_email(row[3], check_deliverability=False).normalized
         signed_up = datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
-        rows.append((email, email.lower(), f"{row[1]} {row[2]}", "pending", "import", signed_up.isoformat(), now))
+        public_id = base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()  # links' name for them
+        rows.append((email, email.lower(), f"{row[1]} {row[2]}", public_id, "pending", "import", signed_up.isoformat(), now))
 connection = sqlite3.connect(db)
 connection.execute("PRAGMA journal_mode=WAL")
 connection.executemany(
-    "INSERT INTO subscribers (email, email_key, name, status, source, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    "INSERT INTO subscribers (email, email_key, name, public_id, status, source, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 connection.commit()
 """
 

@@ -56,6 +56,7 @@ from newsletter.store.models import (
     Subscriber,
     SubscriberTag,
     UTCDateTime,
+    new_public_id,
     utcnow,
 )
 from newsletter.subscribers.addresses import Address, clean_name, clean_tag, clean_tags, erasure_hash, normalise_address
@@ -581,7 +582,7 @@ class _Writer:
         self.insert_subscribers = _BulkInsert(
             connection,
             tables[0],
-            ("email", "email_key", "name"),
+            ("email", "email_key", "name", "public_id"),
             ("status", "source", "created_at", "updated_at", "confirmed_at", "paused"),
         )
         self.insert_tags = _BulkInsert(connection, tables[1], ("subscriber_id",), ("tag",))
@@ -647,7 +648,13 @@ class _Writer:
         source = Source.IMPORT.value
         before = int(self.session.scalar(select(func.coalesce(func.max(Subscriber.id), 0))) or 0)
         last_id = self.insert_subscribers(
-            [(r.address.email, r.address.key, r.name) for r in rows], status, source, now, now, confirmed_at, False
+            [(r.address.email, r.address.key, r.name, new_public_id()) for r in rows],
+            status,
+            source,
+            now,
+            now,
+            confirmed_at,
+            False,
         )
         # The rows just inserted are above the previous highest id; a row someone else added meanwhile
         # (the web form) is not in this batch, so it is not in ids either.

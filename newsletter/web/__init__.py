@@ -82,10 +82,12 @@ def create_app(
     app.jinja_env.lstrip_blocks = True
     mailer = Mailer(transport)
     state = WebState(settings, store, links, emails, mailer, limiter, owns_store)
-    # Each process's mail thread first applies the signups that a process which died left waiting.
+    # Each process's mail thread starts with its first request, and first applies the signups that
+    # a process which died left waiting.
     mailer.on_start(functools.partial(deferred.recover, state))
     app.extensions[EXTENSION] = state
     app.extensions[webhooks.EXTENSION] = SesWebhook(store, settings, fetch=sns_fetch)
+    app.before_request(mailer.start)
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
     pages.register(app)

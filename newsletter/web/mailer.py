@@ -33,8 +33,9 @@ Job = Callable[[], OutgoingMessage | None]
 class Mailer:
     """Queues messages and sends them on a background thread, one connection per message.
 
-    The thread starts on first use in each process, so a server that forks workers after building
-    the app (gunicorn ``--preload``) gets a live thread in every worker.
+    The thread starts on first use in each process (the web app starts it with its first request),
+    so a server that forks workers after building the app (gunicorn ``--preload``) gets a live
+    thread in every worker, and no thread or connection crosses a fork.
     """
 
     def __init__(self, transport: TransportFactory) -> None:
@@ -47,7 +48,7 @@ class Mailer:
         self.failures = 0
 
     def on_start(self, job: Job) -> None:
-        """Run ``job`` first on each process's mail thread, when the thread starts (on first use)."""
+        """Run ``job`` first on each process's mail thread, when the thread starts."""
         self._first = job
 
     def submit(self, message: OutgoingMessage) -> None:
@@ -56,6 +57,12 @@ class Mailer:
     def defer(self, job: Job) -> None:
         """Run ``job`` on the mail thread and send the message it returns, if any."""
         self._put(job)
+
+    def start(self) -> None:
+        """Start this process's mail thread if it is not running (and with it, its first job)."""
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._start()
 
     def _put(self, item: OutgoingMessage | Job) -> None:
         with self._lock:

@@ -59,8 +59,11 @@ def links() -> Links:
 
 
 def settle(app: Flask) -> None:
-    """Wait until the app's mail thread has done the work its requests left after their answers."""
-    app.extensions["newsletter"].mailer.join()
+    """Wait until the app's mail thread has done the work its requests left after their answers
+    (and the recovery it starts with, see newsletter.web.deferred.recover)."""
+    mailer = app.extensions["newsletter"].mailer
+    mailer.start()
+    mailer.join()
 
 
 def sent(app: Flask) -> list[OutgoingMessage]:
