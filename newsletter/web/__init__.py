@@ -88,6 +88,8 @@ def create_app(
     app.extensions[EXTENSION] = state
     app.extensions[webhooks.EXTENSION] = SesWebhook(store, settings, fetch=sns_fetch)
     app.before_request(mailer.start)
+    app.after_request(functools.partial(deferred.release_after_answer, state))
+    app.test_client_class = deferred.ClosingTestClient
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
     pages.register(app)

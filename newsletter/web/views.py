@@ -258,7 +258,7 @@ def preferences_link() -> Response | str:
         address, recipient = forms.parse_link_request(form)
     except FieldErrors as exc:
         return _form_again("preferences_link.html", exc, action=url_for(".preferences_link"))
-    state.mailer.defer(functools.partial(deferred.preferences_link, state, address, recipient, source))
+    deferred.after_answer(functools.partial(deferred.preferences_link, state, address, recipient, source))
     return render_template("preferences_link_sent.html")
 
 
