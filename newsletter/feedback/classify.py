@@ -21,6 +21,7 @@ In this order, the first that applies wins:
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -35,6 +36,18 @@ SEVERITY_KIND = {
     Severity.SOFT: FeedbackKind.SOFT,
     Severity.BLOCKED: FeedbackKind.BLOCKED,
 }
+
+
+class _NoDetectorTracebacks(logging.Filter):
+    """flufl.bounce logs a traceback for each detector that fails, then raises; we catch that
+    (:func:`_flufl_failures`), so the traceback would only fill the log with untrusted text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Exception in detector")
+
+
+logging.getLogger("flufl.bounce").addFilter(_NoDetectorTracebacks())
+
 _DAEMONS = frozenset({"mailer-daemon", "mailer_daemon", "mail-daemon", "postmaster", "mail-delivery-system"})
 _DAEMON_NAME = re.compile(r"mail delivery (?:system|subsystem)|postmaster|mailer.daemon", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
@@ -112,7 +125,7 @@ def read(raw: bytes) -> Reading:
         reason="",
         envelope=parse.envelope_addresses(message),
         subject=parse.header(message, "subject")[:200],
-        sender=parse.address_of(parse.header(message, "from"))[:320],
+        sender=parse.address_of(parse.header(message, "from")),
     )
     for step in (_complaint, _delivery_report, _text_bounce, _auto_reply):
         if step(message, structure, reading):
@@ -213,11 +226,9 @@ def _text_bounce(message: parse.Message, structure: parse.Parts, reading: Readin
         return False
     own = parse.report_text(structure).text
     lowered = own.lower()
-    temporary, permanent = all_failures(message)
-    named = {a.decode("ascii", "replace") for a in temporary | permanent}
-    named |= set(parse.addresses(message, "x-failed-recipients"))
+    named = _flufl_failures(message) | set(parse.addresses(message, "x-failed-recipients"))
     # Only addresses the bounce's own words name: never one that appears in quoted or returned text.
-    failed = sorted(a for a in named if a and (a.lower() in lowered or a in message.get("x-failed-recipients", "")))
+    failed = sorted(a for a in named if a.lower() in lowered or a in parse.header(message, "x-failed-recipients"))
     subject = parse.header(message, "subject")
     delayed = not _FAILURE_WORDS.search(own) and bool(_DELAY_WORDS.search(own) or re.search("delay", subject, re.I))
     findings = []
@@ -234,6 +245,17 @@ def _text_bounce(message: parse.Message, structure: parse.Parts, reading: Readin
     return _finish(reading, findings, fallback, "a bounce that names no address it failed for")
 
 
+def _flufl_failures(message: parse.Message) -> set[str]:
+    """The addresses flufl.bounce's detectors say failed. They are heuristics over untrusted text:
+    some raise on a malformed message (one without From:, say), which then names nobody this way,
+    and some take a stray word or control character for an address, which is dropped."""
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - a library's bug on one message must not lose it
+        return set()
+    return {found for a in temporary | permanent if parse.is_address(found := a.decode("ascii", "replace"))}
+
+
 def _diagnostic_near(text: str, address: str) -> str:
     """The lines from the one naming the address to the next blank line: what the bounce says about it."""
     lines = text.splitlines()
@@ -244,8 +266,8 @@ def _diagnostic_near(text: str, address: str) -> str:
                 if block and not following.strip():
                     break
                 block.append(following.strip())
-            return " ".join(block)[:DIAGNOSTIC_LIMIT]
-    return " ".join(text.split())[:DIAGNOSTIC_LIMIT]
+            return parse.one_line(" ".join(block))[:DIAGNOSTIC_LIMIT]
+    return parse.one_line(text)[:DIAGNOSTIC_LIMIT]
 
 
 def _auto_reply(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:

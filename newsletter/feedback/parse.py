@@ -30,7 +30,27 @@ REPORT_TEXT_LIMIT = 20_000  # a bounce's own text is short; a longer one is cut 
 
 
 def read_message(raw: bytes) -> Message:
-    return email.message_from_bytes(raw, policy=email.policy.compat32)
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    if not raw.isascii():
+        _plain_headers(message)
+    return message
+
+
+def _plain_headers(message: Message) -> None:
+    """Make every header value a ``str``.
+
+    compat32 gives a header holding 8-bit bytes as an ``email.header.Header``, which neither this
+    module nor flufl.bounce's detectors expect (``.lower()`` on it raised): such a value becomes the
+    text it decodes to, with U+FFFD for bytes that are not text.
+    """
+    for part in message.walk():
+        items = part.items()
+        if all(isinstance(value, str) for _, value in items):
+            continue
+        for name in {name for name, _ in items}:
+            del part[name]
+        for name, value in items:
+            part[name] = value if isinstance(value, str) else str(value)
 
 
 def message_key(message: Message, raw: bytes) -> str:
@@ -46,7 +66,18 @@ def header(message: Message, name: str) -> str:
     value = message.get(name)
     if value is None:
         return ""
-    return " ".join(str(value).split())
+    return one_line(str(value))
+
+
+def one_line(text: str) -> str:
+    """Text on one line, every run of spaces, controls and line breaks made one space.
+
+    What is read from a message that came back is stored and shown; a NUL in it is refused by
+    PostgreSQL, and other controls have no business in a report to staff.
+    """
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())
 
 
 # An addr-spec as it appears in the headers read here (envelope headers, DSN and ARF fields). A
@@ -55,17 +86,25 @@ def header(message: Message, name: str) -> str:
 _ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
+ADDRESS_MAX = 320  # longer is no address anyone has (RFC 5321 allows 256), and the store's columns end there
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` is an addr-spec and nothing else."""
+    return len(text) <= ADDRESS_MAX and _ADDRESS.fullmatch(text) is not None
+
+
 def address_of(value: str) -> str:
     """The address in a header value such as ``Name <a@example.org>`` or ``rfc822; a@example.org``."""
     match = _ADDRESS.search(value.rpartition(";")[2] if ";" in value else value)
-    return match[0] if match else ""
+    return match[0] if match and len(match[0]) <= ADDRESS_MAX else ""
 
 
 def addresses(message: Message, name: str) -> list[str]:
     found: list[str] = []
     for value in message.get_all(name, ()):
         for address in _ADDRESS.findall(str(value)):
-            if address not in found:
+            if address not in found and len(address) <= ADDRESS_MAX:
                 found.append(address)
     return found
 
@@ -137,7 +176,7 @@ def _text_of(part: Message) -> str:
     charset = part.get_content_charset() or "us-ascii"
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # an unknown charset, or a name Python cannot look up ("\0...")
         return data.decode("latin-1")
 
 

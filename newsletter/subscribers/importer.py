@@ -212,6 +212,13 @@ class ColumnHints:
     submitted: str | None = None
 
 
+def _shown(text: str, limit: int = 200) -> str:
+    """Text from the file, safe in a one-line message: on one line, printable, not too long."""
+    line = "".join(c if c.isprintable() else " " for c in text)
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
 def detect_columns(header: list[str], hints: ColumnHints = ColumnHints()) -> Columns:
     found = _Header(header)
     if hints.email:
@@ -221,7 +228,7 @@ def detect_columns(header: list[str], hints: ColumnHints = ColumnHints()) -> Col
         if located is None:
             raise InputError(
                 f"no email column found (looked for Email, Email Address or E-mail; the header is "
-                f"{', '.join(header) or 'empty'}); name it with --email-column"
+                f"{_shown(', '.join(header)) or 'empty'}); name it with --email-column"
             )
         email = located
     # The signup time first, so that "Opt-in time" is a time and not a consent column.
