@@ -1,7 +1,9 @@
-"""Files the product writes that hold personal data: created private (0600, folders 0700).
+"""Files the product writes: created private (0600, folders 0700).
 
-Exports, the SQLite store and its WAL files, ``.eml`` files and bounce stores all name people on a
-clinic's list, which can reveal health information; nobody else on the machine should read them.
+Exports, the SQLite store and its WAL files and ``.eml`` files name people on a clinic's list, which
+can reveal health information; campaign drafts and builds may hold a client's story before it is
+de-identified; a key file is a secret. Nobody else on the machine should read any of them, whatever
+the umask. (What comes back, bounces included, is kept in the store, not in files.)
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ FOLDER_MODE = 0o700
 
 
 def private_folder(path: Path) -> Path:
-    """Create ``path`` (and its parents) if missing; a folder this call creates is 0700."""
-    if not path.is_dir():
-        path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        path.chmod(FOLDER_MODE)  # mkdir's mode is filtered by the umask
+    """Create ``path`` (and its parents) if missing; every folder this call creates is 0700."""
+    missing = []
+    folder = path
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=FOLDER_MODE)
+        except FileExistsError:
+            if folder.is_dir():
+                continue  # made meanwhile by someone else: theirs to keep as it is
+            raise
+        folder.chmod(FOLDER_MODE)  # mkdir's mode is filtered by the umask
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from newsletter.store.models import Source
 from newsletter.subscribers import service
 from newsletter.subscribers.consent import ConsentInfo
 from tests.conftest import Newsletter
+from tests.support.bounces import Sent, dsn
+from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
 
 FORMULA_NAME = '=HYPERLINK("https://evil.example/","Open record")'
 
@@ -76,3 +79,50 @@ def test_the_file_transport_writes_private_messages_in_a_private_folder(tmp_path
             )
         )
     assert mode(folder) == 0o700 and mode(Path(result.text)) == 0o600
+
+
+def test_nothing_the_product_writes_is_readable_by_others(tmp_path: Path) -> None:
+    """Every command that writes, under the usual umask 022: each file and folder it leaves is the
+    user's alone. A new way of writing files that forgets this fails here."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "newsletter.toml").write_text(
+        'organisation = "Harvest Test Clinic"\npostal_address = "1 Example Way, Springfield, ZZ 00000"\n'
+        'from_address = "news@harvest.example"\npublic_base_url = "https://news.harvest.example"\n'
+        'bounce_address = "bounce@news.harvest.example"\n',
+        encoding="utf-8",
+    )
+    inputs = tmp_path / "inputs"  # what staff hand the commands, outside the project
+    inputs.mkdir()
+    (inputs / "signups.csv").write_text("Email Address,Name\nana@example.org,Ana\nbo@example.org,Bo\n")
+    newsletter = Newsletter(project, f"sqlite:///{project / 'subscribers.db'}")
+    env = {"NEWSLETTER_SECRET_KEY": "private-files-secret-0123456789abcdef"}
+    before = set(project.rglob("*"))
+    old_umask = os.umask(0o022)
+    try:
+        steps = [
+            ("init",),
+            ("subscribers", "import", str(inputs / "signups.csv"), "--confirmed", "--tag", "faq-updates"),
+            ("subscribers", "export", "-o", str(project / "exports" / "list.csv")),
+            ("campaign", "new", "spring-update"),
+            ("campaign", "build", "faq", "-o", str(project / "build" / "deep")),
+            ("campaign", "send", "faq", "--transport", f"file:{project / 'outbox'}", "--yes"),
+        ]
+        (project / "exports").mkdir()  # -o writes into a folder that exists; the file is the product's
+        before.add(project / "exports")
+        write_campaign(project, "faq", FAQ_CAMPAIGN)
+        before |= {project / "campaigns", project / "campaigns" / "faq.md"}
+        for step in steps:
+            result = newsletter(*step, env=env)
+            assert result.exit_code == 0, (step, result.output)
+        sent = next((project / "outbox").glob("*.eml"))
+        (inputs / "bounce.eml").write_bytes(dsn(Sent.from_file(sent)))
+        assert newsletter("bounces", "ingest", str(inputs / "bounce.eml"), env=env).exit_code == 0
+    finally:
+        os.umask(old_umask)
+    written = sorted(set(project.rglob("*")) - before)
+    kinds = {p.suffix for p in written}
+    assert {".db", ".csv", ".md", ".html", ".txt", ".mjml", ".eml"} <= kinds, kinds  # the sweep saw it all
+    assert (project / "build").is_dir() and (project / "outbox").is_dir()
+    shared = {str(p.relative_to(project)): oct(mode(p)) for p in written if mode(p) & 0o077}
+    assert shared == {}, "readable by others"

@@ -17,6 +17,7 @@ from newsletter.campaigns.render import RenderedCampaign
 from newsletter.campaigns.scaffold import draft_from_faq, scaffold_campaign
 from newsletter.config import Settings
 from newsletter.errors import InputError
+from newsletter.files import private_folder, write_private
 
 SAMPLE_NAME = "Sample Reader"
 
@@ -73,8 +74,9 @@ def _write_new(settings: Settings, slug: str, text: str) -> Path:
     path = folder / f"{slug}.md"
     if path.exists():
         raise InputError(f"{path} already exists; choose another slug or edit that file")
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    # Private like everything else the product writes: a draft's vignette is a client's story
+    # before the de-identification gate has passed it.
+    write_private(private_folder(folder) / path.name, [text])
     return path
 
 
@@ -93,11 +95,11 @@ def sample(rendered: RenderedCampaign) -> tuple[str, str]:
 def write_files(rendered: RenderedCampaign, folder: Path) -> BuiltFiles:
     """Write SLUG.html, SLUG.txt and SLUG.mjml for a sample recipient into ``folder``."""
     html, text = sample(rendered)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     files = {}
     for suffix, content in (("html", html), ("txt", text), ("mjml", rendered.mjml)):
         path = folder / f"{rendered.slug}.{suffix}"
-        path.write_text(content, encoding="utf-8")
+        write_private(path, [content])
         files[suffix] = path
     return BuiltFiles(rendered.slug, files, len(html.encode()))
 
