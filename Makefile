@@ -120,6 +120,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/deid_recall.py
 	$(BIN)/python bench/spam_bench.py
 	$(BIN)/python bench/bounce_bench.py
+	$(BIN)/python bench/timing_bench.py --probe
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache outbox subscribers.db subscribers.db-*

@@ -7,6 +7,7 @@
   the service's rules.
 - ``consent``: how consent was given, and what an export's consent cell means.
 - ``retention``: what is removed, and after how long.
+- ``intake``: a request from the public form, kept from its answer until it is applied.
 - ``addresses``: cleaning what people type (addresses, names, tags).
 - ``queries``: reading the list (audiences, the welcome's, listings, access reports).
 
