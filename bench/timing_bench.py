@@ -40,14 +40,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wsgi import ClosingIterator
 
 from newsletter.config import Settings
 from newsletter.delivery.transports.memory import MemoryTransport
@@ -57,8 +55,8 @@ from newsletter.subscribers import service
 from newsletter.subscribers.consent import ConsentInfo
 from newsletter.web import RateLimits, close_app, create_app
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # after PYTHONPATH: another version may be timed
+from tests.support.wsgi import InFlight
 
 STATES = ("new", "pending", "confirmed", "unsubscribed", "bounced", "complained", "erased")
 CODES = dict(zip(STATES, ("nuevo", "pendi", "confi", "unsub", "bounc", "compl", "erase"), strict=True))  # one length
@@ -73,30 +71,6 @@ FORMS = {"subscribe": "/subscribe", "preferences link": "/preferences"}
 class QuietHandler(WSGIRequestHandler):
     def log_request(self, *args: object, **kwargs: object) -> None:
         pass
-
-
-class InFlight:
-    """WSGI middleware counting requests until the server closes their response, when the app hands
-    its deferred work to the mail thread: only then can the harness wait for that work."""
-
-    def __init__(self, app: WSGIApplication) -> None:
-        self.app = app
-        self.count = 0
-        self.idle = threading.Condition()
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        with self.idle:
-            self.count += 1
-        return ClosingIterator(self.app(environ, start_response), self._closed)
-
-    def _closed(self) -> None:
-        with self.idle:
-            self.count -= 1
-            self.idle.notify_all()
-
-    def wait(self) -> None:
-        with self.idle:
-            self.idle.wait_for(lambda: self.count == 0)
 
 
 def settings_for(folder: Path) -> Settings:

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from newsletter.delivery import ledger
+from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.store.engine import Store
 from newsletter.store.models import StartedCampaign, Status, Subscriber
 from newsletter.web import RateLimits, close_app
@@ -197,6 +198,7 @@ def test_a_bad_address_gets_the_form_back_with_the_error_by_the_field(app: Flask
 
 def test_the_link_page_is_rate_limited_like_the_signup_form(store: Store, tmp_path: object) -> None:
     add_subscriber(store, "q@example.org")
+    MemoryTransport.reset()
     app = make_app(store, tmp_path, rate_limits=RateLimits(per_ip="3/minute", per_address="2/hour"))  # type: ignore[arg-type]
     try:
         client = app.test_client()
@@ -212,6 +214,7 @@ def test_the_link_page_is_rate_limited_like_the_signup_form(store: Store, tmp_pa
         assert client.post("/subscribe", data={"email": "r@example.org", "topic": "faq-updates"}).status_code == 200
     finally:
         close_app(app)
+        MemoryTransport.reset()
 
 
 def test_a_bot_filling_the_honeypot_gets_the_same_page_and_no_mail(

@@ -160,8 +160,8 @@ def test_a_chunked_body_over_the_limit_is_a_413_and_changes_nothing(app: Flask, 
     ana = add_subscriber(store, "ana@example.org", tags=("faq-updates",))
     with serving(app) as port:
         body = b"action=save&topic=clinic-news&paused=1&x=" + b"a" * 10_000_000  # 10 MB
-        status, headers, page = post_chunked(port, token_path("preferences", ana), body)
-        assert status == 413 and b"more than this form accepts" in page and headers["Connection"] == "close"
+        status, _, page = post_chunked(port, token_path("preferences", ana), body)
+        assert status == 413 and b"more than this form accepts" in page
         # Just over the form's 16 KiB, and just over the largest limit (the SES webhook's).
         for size in (16 * 1024 + 1, BODY_LIMIT + 1):
             status, _, _ = post_chunked(port, token_path("preferences", ana), body[:size])

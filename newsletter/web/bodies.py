@@ -7,8 +7,9 @@ and then acted on. :class:`BufferedBodies` reads such a body itself, at most one
 largest limit, and gives the app a body with a ``Content-Length``: Werkzeug's own check then refuses
 it with a 413 when it is over the limit of its route, like any other body.
 
-A refused body may still be arriving, so the 413 closes the connection (``Connection: close``, set
-by :mod:`newsletter.web.pages`): what follows must not be read as the next request.
+What is left of a refused body on the connection is the server's to deal with: PEP 3333 forbids an
+application ``Connection: close`` (waitress refuses it), and the servers do (Werkzeug's reads it and
+closes, gunicorn skips it before the next request, waitress buffers the whole body first).
 """
 
 from __future__ import annotations

@@ -43,9 +43,6 @@ _HTTP_PAGES = {
 def page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
     response = Response(render_template("error.html", title=title, message=message), status)
     response.headers.update(headers or {})
-    if status == 413:
-        # The rest of a refused body may still be on its way: it must not be read as another request.
-        response.headers["Connection"] = "close"
     return response
 
 

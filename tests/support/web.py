@@ -27,6 +27,7 @@ from newsletter.subscribers import service
 from newsletter.subscribers.addresses import normalise_address
 from newsletter.subscribers.service import ConsentInfo
 from newsletter.web import RateLimits, create_app
+from tests.support.wsgi import InFlight
 
 SECRET = "web-test-secret-0123456789abcdef"
 BASE = "https://news.harvest.example"
@@ -177,8 +178,12 @@ def snapshot(store: Store) -> tuple[Any, ...]:
 
 @contextlib.contextmanager
 def serving(app: Flask) -> Iterator[int]:
-    """Serve ``app`` with Werkzeug's threaded server on a free port of 127.0.0.1; yields the port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    """Serve ``app`` with Werkzeug's threaded server on a free port of 127.0.0.1; yields the port.
+
+    On the way out, waits until every request has been closed (its handler thread may outlive the
+    client's read by a moment), so that what they deferred is with the mail thread."""
+    in_flight = InFlight(app.wsgi_app)
+    server = make_server("127.0.0.1", 0, in_flight, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -187,6 +192,7 @@ def serving(app: Flask) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        in_flight.wait()
 
 
 def post_chunked(
