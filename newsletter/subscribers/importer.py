@@ -794,8 +794,9 @@ def import_csv(
     """Import a CSV export into the session's transaction; the caller commits or, for a dry run, rolls back.
 
     ``stream`` must be opened with ``newline=""`` (quoted cells may hold line breaks), as
-    :func:`open_csv` opens it; cells may be separated by commas, semicolons, tabs or bars. ``topic_choices`` are the settings' topics
-    ({tag: title}); ``topic_map`` maps other labels to tags ({label: tag}, see :func:`parse_topic_map`).
+    :func:`open_csv` opens it; cells may be separated by commas, semicolons, tabs or bars.
+    ``topic_choices`` are the settings' topics ({tag: title}); ``topic_map`` maps other labels to tags
+    ({label: tag}, see :func:`parse_topic_map`).
     """
     now = now or utcnow()
     report = ImportReport()
