@@ -251,7 +251,11 @@ def test_a_header_the_separators_do_not_split_names_the_separator_it_has(
     colons = tmp_path / "colons.csv"
     colons.write_text("Name:Mail:Phone\nAnn:ann@example.org:555\n", encoding="utf-8")
     named = newsletter("subscribers", "import", str(colons), "--email-column", "Email")
-    assert named.exit_code == 1 and "no column named 'Email'" in named.output and "split at ':', the header is Name, Mail, Phone" in named.output
+    assert (
+        named.exit_code == 1
+        and "no column named 'Email'" in named.output
+        and "split at ':', the header is Name, Mail, Phone" in named.output
+    )
     # A separator outside the usual ones is used when the header then has the column asked for.
     assert newsletter("subscribers", "import", str(colons), "--email-column", "Mail").exit_code == 0
 
