@@ -19,7 +19,16 @@ BENCH_APT_PACKAGES := postfix postgresql spamassassin
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check fuzz apt-deps install-apt bench lock clean
+# The development secret key of `make demo` and `make serve`: made once, kept out of git (.gitignore)
+# and readable by its owner only. The program itself reads secrets only from its environment
+# (NEWSLETTER_SECRET_KEY): these targets pass the key there, unless one is set already.
+DEV_KEY := .newsletter-dev-key
+WITH_DEV_KEY = NEWSLETTER_SECRET_KEY="$${NEWSLETTER_SECRET_KEY:-$$(cat $(DEV_KEY))}"
+# Where `make serve` listens, and so where the links in the demo's emails point: a server on a loopback
+# address builds its links from its own address (see `newsletter serve --help`).
+LOCAL_URL := http://127.0.0.1:8000
+
+.PHONY: demo serve test check fuzz apt-deps install-apt bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -57,7 +66,11 @@ install-apt:
 	  $(SUDO) apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing; \
 	fi
 
-demo: $(VENV)/.installed
+$(DEV_KEY):
+	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@.part && mv $@.part $@
+	@echo "Made a development secret key in $@ (readable by you only, ignored by git)"
+
+demo: $(VENV)/.installed $(DEV_KEY)
 	@echo "== 1. init the store (subscribers.db, embedded SQLite)"
 	$(BIN)/newsletter init
 	@echo "== 2. import the sample signup export (example.org addresses only): each person's own topics,"
@@ -70,12 +83,13 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter campaign build faq-addiction -o build
 	$(BIN)/newsletter campaign build client-stories -o build
 	@echo "== 4. send the seed campaigns, each to those who chose its topic, through the file transport into"
-	@echo "      outbox/ (a rerun sends nothing twice)"
-	@echo "$(BIN)/newsletter campaign send faq-addiction --transport file:outbox/ --yes"
-	@echo "$(BIN)/newsletter campaign send client-stories --transport file:outbox/ --yes"
-	@# Links are signed with the developer's NEWSLETTER_SECRET_KEY if set, else with a throwaway key;
-	@# either way it is never printed.
-	@export NEWSLETTER_SECRET_KEY="$${NEWSLETTER_SECRET_KEY:-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')}"; \
+	@echo "      outbox/ (a rerun sends nothing twice); their links point at $(LOCAL_URL), where make serve"
+	@echo "      listens, and are signed with the development key in $(DEV_KEY)"
+	@echo "NEWSLETTER_PUBLIC_BASE_URL=$(LOCAL_URL) $(BIN)/newsletter campaign send faq-addiction --transport file:outbox/ --yes"
+	@echo "NEWSLETTER_PUBLIC_BASE_URL=$(LOCAL_URL) $(BIN)/newsletter campaign send client-stories --transport file:outbox/ --yes"
+	@# The key is never printed: it goes from its file into the environment.
+	@chmod 600 $(DEV_KEY)
+	@export $(WITH_DEV_KEY) NEWSLETTER_PUBLIC_BASE_URL=$(LOCAL_URL); \
 	  $(BIN)/newsletter campaign send faq-addiction --transport file:outbox/ --yes && \
 	  $(BIN)/newsletter campaign send client-stories --transport file:outbox/ --yes
 	@echo "== 5. the FAQ answers subscribers have not heard yet (faq-addiction carried two of the seven)"
@@ -90,6 +104,12 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter bounces ingest samples/bounces/
 	$(BIN)/newsletter campaign report client-stories
 	@echo "Draft the next FAQ update from the answers listed in step 5: $(BIN)/newsletter campaign new SLUG --from-faq"
+	@echo "Try the subscriber side: make serve, then open $(LOCAL_URL)/subscribe (see the README's quick start)"
+
+# The web endpoint on $(LOCAL_URL), with the development key: the links in the demo's emails work here.
+serve: $(VENV)/.installed $(DEV_KEY)
+	@chmod 600 $(DEV_KEY)
+	@$(WITH_DEV_KEY) $(BIN)/newsletter serve --host 127.0.0.1 --port 8000
 
 test: apt-deps $(VENV)/.installed-dev check
 	$(BIN)/python -m pytest
@@ -123,4 +143,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/timing_bench.py --probe
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache outbox subscribers.db subscribers.db-*
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache outbox subscribers.db subscribers.db-* $(DEV_KEY)

@@ -186,6 +186,12 @@ def test_missing_path_says_where_it_looked(settings: Settings, tmp_path: Path) -
         load_campaign(tmp_path / "nowhere.md", settings)
 
 
+def test_a_path_without_its_md_suffix_gets_a_suggestion(settings: Settings) -> None:
+    write(settings, "news", CAMPAIGN)
+    with pytest.raises(CampaignNotFound, match=r"campaign file not found: .*news; did you mean campaigns/news\.md\?"):
+        load_campaign("campaigns/news", settings)
+
+
 @pytest.mark.parametrize("ref", ["Not A Slug", "news\n", "news\nx"])
 def test_not_a_slug_or_path(settings: Settings, ref: str) -> None:
     write(settings, "news", CAMPAIGN)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -161,8 +162,6 @@ def test_a_failure_mid_file_changes_nothing(store: Store, tmp_path: Path) -> Non
 def test_any_names_round_trip_through_csv_without_control_characters(
     tmp_path: Path, names: list[str], crlf: bool, bom: bool
 ) -> None:
-    import csv
-
     buffer = io.StringIO(newline="")
     # QUOTE_ALL: Python's minimal quoting leaves a lone CR unquoted, which no form export does.
     writer = csv.writer(buffer, lineterminator="\r\n" if crlf else "\n", quoting=csv.QUOTE_ALL)
@@ -213,3 +212,125 @@ def test_cli_import_errors_are_one_line(newsletter: Newsletter, tmp_path: Path) 
     latin.write_bytes("Email,Name\nz@example.org,Zoë\n".encode("latin-1"))
     bad = newsletter("subscribers", "import", str(latin))
     assert bad.exit_code == 1 and "not UTF-8" in bad.output and "Traceback" not in bad.output
+
+
+# --- the file as spreadsheets write it: separators and encodings -------------------------------------
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs"), ("|", "bars"), (",", "commas")])
+def test_the_separator_is_found_from_the_header(
+    newsletter: Newsletter, tmp_path: Path, separator: str, name: str
+) -> None:
+    """Excel where the decimal mark is a comma saves semicolons; "Text (Tab-delimited)" saves tabs.
+    The topics cell holds commas and semicolons either way, and must not fool the detection."""
+    rows = [
+        ["Submitted At", "First Name", "Email Address", "Topics", "Consent"],
+        ["2026-09-01 10:00", "Zoë", "zoe@example.org", "FAQ updates, Clinic news", "yes"],
+        ["2026-09-02 11:00", "Ann", "ann@example.org", "Client stories; Clinic news", "no"],
+    ]
+    path = tmp_path / f"{name}.csv"
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        csv.writer(stream, delimiter=separator).writerows(rows)  # quotes the cells that hold the separator
+    result = newsletter("subscribers", "import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["imported"] == 1 and report["no_consent"] == [{"line": 3, "email": "ann@example.org"}]
+    assert not report["invalid"] and not report["unknown_topics"] and not report["ignored_columns"]
+    shown = json.loads(newsletter("subscribers", "show", "zoe@example.org", "--json").output)
+    assert shown["name"] == "Zoë" and shown["tags"] == ["clinic-news", "faq-updates"]
+
+
+def test_a_header_the_separators_do_not_split_names_the_separator_it_has(
+    newsletter: Newsletter, tmp_path: Path
+) -> None:
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("Name;Phone\nAnn;555\n", encoding="utf-8")
+    result = newsletter("subscribers", "import", str(semicolons))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "split at semicolons: Name, Phone" in result.output and "--email-column" in result.output
+    colons = tmp_path / "colons.csv"
+    colons.write_text("Name:Mail:Phone\nAnn:ann@example.org:555\n", encoding="utf-8")
+    named = newsletter("subscribers", "import", str(colons), "--email-column", "Email")
+    assert (
+        named.exit_code == 1
+        and "no column named 'Email'" in named.output
+        and "split at ':', the header is Name, Mail, Phone" in named.output
+    )
+    # A separator outside the usual ones is used when the header then has the column asked for.
+    assert newsletter("subscribers", "import", str(colons), "--email-column", "Mail").exit_code == 0
+
+
+def test_the_separator_is_detected_once_for_the_whole_file(store: Store) -> None:
+    """A quoted header cell with a line break, and semicolons in the data of a comma file."""
+    text = 'Email,"Which topics\nwould you like?",Notes\nann@example.org,FAQ updates,"a; b; c"\nbo@example.org,,x;y\n'
+    report = run_import(store, text, topic_choices={"faq-updates": "FAQ updates"})
+    assert report.imported == 2 and not report.invalid
+    assert report.ignored_columns == ["Notes"]
+    bad = run_import(store, 'Email,"Which topics\nwould you like?"\nnot-an-address,\n')
+    assert bad.invalid[0]["line"] == 3  # the header took two lines of the file
+
+
+def latin_export(tmp_path: Path, rows_before: int) -> Path:
+    """What Excel's plain "CSV" writes on Windows: Windows-1252, here with a name on line rows_before + 2."""
+    lines = ["Email,Name"] + [f"p{i}@example.org,P{i}" for i in range(rows_before)] + ["zoe@example.org,Zoë"]
+    path = tmp_path / "latin.csv"
+    path.write_bytes("\r\n".join(lines).encode("cp1252") + b"\r\n")
+    return path
+
+
+@pytest.mark.parametrize("rows_before", [0, 1, 4000])  # in the first block the decoder reads, and far beyond it
+def test_a_windows_1252_export_is_refused_with_its_line_and_what_to_do(
+    newsletter: Newsletter, tmp_path: Path, rows_before: int
+) -> None:
+    path = latin_export(tmp_path, rows_before)
+    result = newsletter("subscribers", "import", str(path))
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"Error: line {rows_before + 2} is not UTF-8 (byte 0xEB")
+    assert 'save it as "CSV UTF-8"' in result.output and "--encoding cp1252" in result.output
+    assert json.loads(newsletter("subscribers", "stats", "--json").output)["total"] == 0
+
+
+def test_a_bad_byte_in_the_header_names_line_one(newsletter: Newsletter, tmp_path: Path) -> None:
+    path = tmp_path / "header.csv"
+    path.write_bytes("Email,Prénom\nann@example.org,Ann\n".encode("latin-1"))
+    result = newsletter("subscribers", "import", str(path))
+    assert result.exit_code == 1 and "line 1 is not UTF-8 (byte 0xE9" in result.output
+
+
+def test_encoding_imports_a_windows_1252_export(newsletter: Newsletter, tmp_path: Path) -> None:
+    path = latin_export(tmp_path, 3)
+    result = newsletter("subscribers", "import", str(path), "--encoding", "cp1252", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["imported"] == 4
+    shown = json.loads(newsletter("subscribers", "show", "zoe@example.org", "--json").output)
+    assert shown["name"] == "Zoë"
+    # From standard input too, and with the error's line number when not told the encoding.
+    piped = newsletter("subscribers", "import", "-", "--dry-run", input=path.read_bytes())  # type: ignore[arg-type]
+    assert piped.exit_code == 1 and "line 5 is not UTF-8" in piped.output
+
+
+@pytest.mark.parametrize("name", ["klingon", "base64"])
+def test_an_unknown_encoding_is_a_usage_error(newsletter: Newsletter, tmp_path: Path, name: str) -> None:
+    path = latin_export(tmp_path, 1)
+    result = newsletter("subscribers", "import", str(path), "--encoding", name)
+    assert result.exit_code == 2 and "--encoding" in result.output and "cp1252" in result.output
+
+
+def test_utf16_with_a_byte_order_mark_is_read_as_it_is(newsletter: Newsletter, tmp_path: Path) -> None:
+    """Excel's "Unicode Text": UTF-16 with a byte-order mark, tab-separated."""
+    path = tmp_path / "unicode.txt"
+    path.write_bytes("Email\tName\r\nunal@example.org\tÜnal\r\n".encode("utf-16"))
+    result = newsletter("subscribers", "import", str(path), "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["imported"] == 1, result.output
+    assert json.loads(newsletter("subscribers", "show", "unal@example.org", "--json").output)["name"] == "Ünal"
+
+
+@pytest.mark.parametrize(("magic", "what"), [(b"PK\x03\x04", ".xlsx"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", ".xls")])
+def test_a_spreadsheet_is_refused_with_what_to_do(
+    newsletter: Newsletter, tmp_path: Path, magic: bytes, what: str
+) -> None:
+    path = tmp_path / f"export{what}"
+    path.write_bytes(magic + bytes(200))
+    result = newsletter("subscribers", "import", str(path))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert what in result.output and 'save it as "CSV UTF-8"' in result.output

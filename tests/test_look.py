@@ -355,3 +355,32 @@ def test_the_axe_check_finds_what_it_is_there_to_find(page: Page) -> None:
     )
     found = {finding.split(" ")[0] for finding in blocking_violations(page)}
     assert {"color-contrast", "image-alt", "button-name"} <= found
+
+
+def test_a_mistyped_address_comes_back_in_its_field_with_what_was_typed(page: Page, site: Site) -> None:
+    """An address the browser lets through (no dot after the @) that the server refuses: the form comes
+    back with everything as typed, the error next to the email field, and nothing else changed."""
+    subscribe(page, site)
+    page.get_by_label("Email address").fill("ana.lee@example")
+    page.get_by_label("Name (optional)").fill("Ana Lee")
+    page.get_by_label("Clinic news").check()
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("alert")).to_contain_text("That does not look like an email address")
+    field = page.get_by_label("Email address")
+    expect(field).to_have_value("ana.lee@example")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_accessible_description("That does not look like an email address; please check it.")
+    expect(page.get_by_label("Name (optional)")).to_have_value("Ana Lee")
+    expect(page.get_by_label("Clinic news")).to_be_checked()
+    expect(page.get_by_label("FAQ updates")).not_to_be_checked()
+    # Next to the field: just under it, above the name.
+    field_box, error_box = field.bounding_box(), page.locator("#nl-email-error").bounding_box()
+    name_box = page.get_by_label("Name (optional)").bounding_box()
+    assert field_box is not None and error_box is not None and name_box is not None
+    assert field_box["y"] < error_box["y"] < name_box["y"]
+    assert look_at(page, "subscribe-bad-address", site.shots) == []
+    # Corrected, it goes through.
+    field.fill("ana.lee@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    assert find(site.store, "ana.lee@example.org") is not None

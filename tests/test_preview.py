@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from playwright.sync_api import Browser, expect
 
 from newsletter.campaigns.preview import Preview, PreviewState, build_preview, is_loopback_host, make_server
+from newsletter.cli import cli
 from newsletter.config import Settings
 from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
 
@@ -123,3 +126,15 @@ def test_the_page_shows_findings_in_place_and_the_signoff_state(
         expect(page.frame_locator("#mobile").locator("body")).to_contain_text("found calm")
         page.screenshot(path=str(artifacts / "preview-findings.png"), full_page=True)
         page.close()
+
+
+def test_a_port_in_use_is_a_one_line_error(project: Path) -> None:
+    """A second preview (or anything else) on the port: the command says so, rather than crash."""
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["--project", str(project), "campaign", "preview", "faq", "--port", str(port)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output

@@ -10,6 +10,7 @@ import hmac
 import re
 import threading
 import time
+from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -549,6 +550,27 @@ def test_every_bad_token_is_refused_without_a_change(
     assert snapshot(store) == before
 
 
+def test_a_link_that_does_not_work_offers_ways_forward(client: FlaskClient, store: Store) -> None:
+    """Not a dead end: a new preferences link, the signup form, and a person to write to (reply_to)."""
+    for path in ("/unsubscribe/not-a-token", "/preferences/x.y.z", "/confirm/garbage"):
+        response = client.get(path)
+        assert response.status_code == 400
+        html = response.get_data(as_text=True)
+        assert "This link does not work" in html and "this link is not valid" in html
+        hrefs = [a.get("href") for tag, a in controls(html).tags if tag == "a"]
+        assert "/preferences" in hrefs and "/subscribe" in hrefs
+        assert "mailto:hello@harvest.example" in hrefs
+
+
+def test_without_reply_to_the_from_address_is_offered(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path, reply_to="")
+    try:
+        html = app.test_client().get("/unsubscribe/not-a-token").get_data(as_text=True)
+    finally:
+        close_app(app)
+    assert 'href="mailto:news@harvest.example"' in html
+
+
 def test_confirm_links_expire_and_unsubscribe_links_never_do(
     client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -651,12 +673,32 @@ def test_header_injection_in_the_name_is_a_400(app: Flask, client: FlaskClient, 
         "a" * 400 + "@example.org",
     ],
 )
-def test_an_unusable_address_is_a_400_that_does_not_echo_it(app: Flask, client: FlaskClient, address: str) -> None:
-    response = subscribe(client, address)
-    assert response.status_code == 400
+def test_an_unusable_address_comes_back_in_its_field_with_the_error_next_to_it(
+    app: Flask, client: FlaskClient, store: Store, address: str
+) -> None:
+    """The form again, as typed (escaped, in the field only: no message repeats it), the error by the field."""
+    response = subscribe(client, address, name="Ana <b>Lee</b>", topic=["client-stories"])
+    assert response.status_code == 400 and sent(app) == [] and find(store, "ana@example.org") is None
+    html = response.get_data(as_text=True)
+    form = controls(html)
+    by_name = {i["name"]: i for i in form.inputs if i.get("name") != "topic"}
+    email = by_name["email"]
+    assert email["value"] == address and email["aria-invalid"] == "true"
+    assert email["aria-describedby"] == "nl-email-error" and 'id="nl-email-error"' in html
+    assert by_name["name"]["value"] == "Ana <b>Lee</b>" and "aria-invalid" not in by_name["name"]
+    assert [i["value"] for i in form.inputs if i.get("name") == "topic" and "checked" in i] == ["client-stories"]
+    without_field = re.sub(r'<input id="nl-email"[^>]*>', "", html)
     if address:
-        assert address.encode() not in response.data
-    assert sent(app) == []
+        assert html_escape(address) not in without_field and address not in without_field
+    assert "<b>Lee" not in html
+
+
+def test_every_field_to_correct_is_shown_at_once(client: FlaskClient) -> None:
+    response = subscribe(client, "ana@", name="Ana\r\nBcc: x@example.org", topic=[])
+    form = controls(response.get_data(as_text=True))
+    invalid = {i["name"] for i in form.inputs if i.get("aria-invalid") == "true"}
+    assert response.status_code == 400 and invalid == {"email", "name"}
+    assert 'id="nl-topic-error"' in response.get_data(as_text=True)
 
 
 def test_a_long_name_is_a_400(client: FlaskClient) -> None:

@@ -7,7 +7,8 @@
 - ``scaffold``: what new campaign files start from (blank, or drafted from the FAQ's changes) and the
   placeholder texts lint refuses.
 - ``templating``, ``sandbox``, ``render``, ``plaintext``: Jinja over MJML in a sandbox, compiled
-  ONCE per campaign into HTML and text with holes for the personal fields.
+  ONCE per campaign into HTML and text with holes for the personal fields; ``images``: the project's
+  own images it embeds (cid:), read and checked once.
 - ``lint``, ``vignette``, ``deid/``: the checks before a build or a send, and the de-identification
   gate for client vignettes with its reviewer sign-offs.
 - ``spamassassin``: SpamAssassin's offline score of a built message, for lint.

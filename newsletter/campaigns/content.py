@@ -130,7 +130,9 @@ def resolve_campaign_path(ref: str | Path, campaigns_path: Path) -> Path:
         path = Path(text).expanduser()
         if not path.is_file():
             where = path.resolve() if not path.is_absolute() else path
-            raise CampaignNotFound(f"campaign file not found: {where}")
+            with_suffix = path.with_name(path.name + ".md")
+            hint = f"; did you mean {text}.md?" if path.suffix != ".md" and with_suffix.is_file() else ""
+            raise CampaignNotFound(f"campaign file not found: {where}{hint}")
         return path
     if not SLUG_RE.fullmatch(text) and text not in SYSTEM_SLUGS:
         raise CampaignNotFound(

@@ -38,6 +38,7 @@ from markdown_it.token import Token
 from markupsafe import Markup
 
 from newsletter.campaigns.blocks import FAQ_ID_RE, PROSE, Block, BodyError, markdown_parser, parse_body
+from newsletter.campaigns.images import is_local
 from newsletter.campaigns.markdown_file import FileError, read_text, split_front_matter, yaml_type
 
 if TYPE_CHECKING:
@@ -307,12 +308,15 @@ def _image_as_link(self: RendererHTML, tokens: Sequence[Token], idx: int, option
     token = tokens[idx]
     src = str(token.attrGet("src") or "")
     alt = self.renderInlineAsText(token.children or [], options, env)
+    if is_local(src):  # a file of the project, embedded in emails (campaigns.images): no URL to link to
+        return escapeHtml(alt)
     return f'<a href="{escapeHtml(src)}">{escapeHtml(alt or src)}</a>'
 
 
 def answer_html(entry: FaqEntry) -> Markup:
     """The answer as HTML for a web page: raw HTML escaped (as in emails), and images shown as links,
-    so that reading the FAQ loads nothing from anywhere else."""
+    so that reading the FAQ loads nothing from anywhere else (an image of the project, which emails
+    carry inside them, by its alt text)."""
     md = markdown_parser()
     md.add_render_rule("image", _image_as_link)
     return Markup(md.renderer.render(list(entry.tokens), md.options, {}))  # html is off in the parser: escaped

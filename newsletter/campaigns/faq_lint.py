@@ -132,10 +132,13 @@ def _sizes(library: Faq, settings: Settings, report: FaqLintReport) -> None:
         text = f"---\nsubject: {json.dumps(entry.question)}\n---\n::: faq ref={entry.id}\n:::\n"
         campaign = with_faq_answers(parse_campaign(text, slug="faq-entry"), library)
         try:
-            html, _ = render_campaign(campaign, settings).preview()
+            rendered = render_campaign(campaign, settings)
         except NewsletterError as exc:
             report.errors.append(FaqIssue(entry.path.name, "render", f"cannot render an email with this answer: {exc}"))
             return  # the templates or settings are at fault, and would be for every entry
+        html, _ = rendered.preview()
+        for problem in rendered.image_problems:
+            report.errors.append(FaqIssue(entry.path.name, problem.check, problem.message, entry.line_of(problem.src)))
         size = len(html.encode("utf-8"))
         if size > HTML_MAX_BYTES:
             report.errors.append(

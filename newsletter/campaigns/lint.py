@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from newsletter.campaigns import faq, spamassassin, vignette
 from newsletter.campaigns.content import SUBJECT_MAX, CampaignError, CampaignNotFound, load_campaign
+from newsletter.campaigns.images import HOW_TO_EMBED
 from newsletter.campaigns.render import RenderedCampaign, render_campaign
 from newsletter.campaigns.scaffold import PLACEHOLDERS
 from newsletter.errors import NewsletterError
@@ -151,6 +152,8 @@ def _html(campaign: Campaign, rendered: RenderedCampaign, settings: Settings, re
                 f"the HTML is {size // 1024} KB; Gmail clips emails over about 102 KB (limit {HTML_MAX_BYTES // 1024} KB)",
             )
         )
+    for problem in rendered.image_problems:
+        report.errors.append(Issue(problem.check, problem.message, _line_of(campaign, problem.src)))
     links = html_links(html)
     found = link_and_image_issues(links, lambda needle: _line_of(campaign, needle), own_base=settings.public_base_url)
     report.errors.extend(found.errors)
@@ -180,9 +183,11 @@ def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None], *
 
     - An image without alt text, or a link that is neither https nor mailto, is an error; an http link
       to this machine (a local try-out with ``newsletter serve``) is only a warning.
-    - An image from another server is a warning that names the host: it loads when the email is
-      opened, which tells that server who read it and when. Images under ``own_base`` (the clinic's
-      public_base_url) and images embedded in the message (cid:, data:) are fine.
+    - An image from another server is a warning that names the host and how to embed the image
+      instead: it loads when the email is opened, which tells that server who read it and when.
+      Images under ``own_base`` (the clinic's public_base_url) and images embedded in the message
+      (cid:, data:) are fine. (Local images are embedded by the render; those it could not embed are
+      its ``image_problems``.)
     """
     found = LinkFindings()
     for image in links.images:
@@ -195,7 +200,7 @@ def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None], *
                 Issue(
                     "html.img-remote",
                     f"image {src!r} loads from {host} whenever the email is opened, which tells that server who "
-                    "read it and when; host it under public_base_url, or embed it in the email instead",
+                    f"read it and when; host it under public_base_url, or {HOW_TO_EMBED}",
                     line_of(src),
                 )
             )

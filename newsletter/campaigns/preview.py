@@ -26,7 +26,7 @@ from newsletter.campaigns.content import Campaign, load_campaign
 from newsletter.campaigns.lint import lint_campaign, render_or_error
 from newsletter.campaigns.service import sample
 from newsletter.config import Settings
-from newsletter.errors import NewsletterError
+from newsletter.errors import InputError, NewsletterError
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
@@ -268,4 +268,8 @@ def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 8025) 
         def log_message(self, format: str, *args: object) -> None:
             pass  # one line per poll every second would drown the terminal
 
-    return ThreadingHTTPServer((host, port), Handler)
+    try:
+        return ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:  # the port is taken (a preview already running), or not ours to take
+        reason = exc.strerror or str(exc)
+        raise InputError(f"cannot listen on {host}:{port}: {reason}; choose another port with --port") from None

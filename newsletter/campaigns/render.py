@@ -24,6 +24,7 @@ from mjml import mjml2html
 
 from newsletter.campaigns import faq, plaintext
 from newsletter.campaigns.content import SYSTEM_SLUGS, Block, Campaign, markdown_parser
+from newsletter.campaigns.images import ImageProblem, InlineImage, embed, with_data_uris
 from newsletter.campaigns.templating import TemplateRenderError, make_environment, render_template
 from newsletter.errors import NewsletterError
 from newsletter.theme import load_theme, sender_line
@@ -100,6 +101,10 @@ class RenderedCampaign:
     text_segments: Segmented = dataclasses.field(repr=False)
     placeholders: Mapping[str, str] = dataclasses.field(repr=False)
     sample_urls: Mapping[str, str] = dataclasses.field(repr=False)
+    # Images from the project folder that every message carries (the HTML names them cid:...), and
+    # those that could not be embedded, left as written for lint to report (see campaigns.images).
+    images: tuple[InlineImage, ...] = dataclasses.field(default=(), repr=False)
+    image_problems: tuple[ImageProblem, ...] = dataclasses.field(default=(), repr=False)
 
     @property
     def html(self) -> str:
@@ -118,6 +123,11 @@ class RenderedCampaign:
     def preview(self) -> tuple[str, str]:
         """HTML and text without personal data, for ``campaign build`` files and the web archive."""
         return self.personalise({"name": "", **self.sample_urls})
+
+    def as_web_page(self, document: str) -> str:
+        """``document`` (this campaign's HTML) for a browser, where ``cid:`` means nothing: its
+        embedded images as ``data:`` URIs."""
+        return with_data_uris(document, self.images)
 
 
 def personal_values(fields: Mapping[str, str | None]) -> dict[str, str]:
@@ -186,7 +196,8 @@ def render_campaign(campaign: Campaign, settings: Settings, *, web: bool = False
     mjml_name, text_name = layout_names(campaign.template)
     mjml_source = render_template(env, mjml_name, context)
     text = _tidy_text(render_template(env, text_name, context))
-    html_out = compile_mjml(mjml_source)
+    embedded = embed(compile_mjml(mjml_source), settings.project_dir, settings.from_address.rpartition("@")[2])
+    html_out = embedded.html
 
     html_segments = _segment(html_out, placeholders, nonce, "HTML")
     text_segments = _segment(text, placeholders, nonce, "text")
@@ -204,6 +215,8 @@ def render_campaign(campaign: Campaign, settings: Settings, *, web: bool = False
         text_segments=text_segments,
         placeholders=placeholders,
         sample_urls={"unsubscribe_url": f"{base}/unsubscribe", "preferences_url": f"{base}/preferences"},
+        images=embedded.images,
+        image_problems=embedded.problems,
     )
 
 

@@ -88,8 +88,10 @@ class BuiltFiles:
 
 
 def sample(rendered: RenderedCampaign) -> tuple[str, str]:
-    """HTML and text as a sample recipient sees them, with the sample links."""
-    return rendered.personalise({"name": SAMPLE_NAME, **rendered.sample_urls})
+    """HTML and text as a sample recipient sees them, with the sample links, for a browser (the
+    embedded images as data: URIs)."""
+    html, text = rendered.personalise({"name": SAMPLE_NAME, **rendered.sample_urls})
+    return rendered.as_web_page(html), text
 
 
 def write_files(rendered: RenderedCampaign, folder: Path) -> BuiltFiles:

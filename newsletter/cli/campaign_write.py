@@ -82,10 +82,11 @@ def new(
 def lint(app: App, ref: str, strict: bool, as_json: bool) -> None:
     """Check a campaign; exit 1 on any error.
 
-    Checks MJML elements, HTML size, links, alt text, the footer (unsubscribe link, postal address),
-    the subject, the templates, and runs the de-identification gate on vignettes. When SpamAssassin
-    is installed, it scores the message as built (offline, local rules): 5 or more is an error, 3 or
-    more a warning.
+    Checks MJML elements, HTML size, links, alt text, images (one from another server is a warning;
+    the project's own, carried inside the email, must exist, be PNG, JPEG or GIF and at most 100 KB),
+    the footer (unsubscribe link, postal address), the subject, the templates, and runs the
+    de-identification gate on vignettes. When SpamAssassin is installed, it scores the message as
+    built (offline, local rules): 5 or more is an error, 3 or more a warning.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir.
     """

@@ -9,35 +9,48 @@ from newsletter.cli.app import App
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
 @click.pass_obj
 def serve(app: App, host: str, port: int) -> None:
     """Run the web endpoint for development.
 
-    Signup, confirm, unsubscribe, preferences and the archive. It serves Subscribe for Updates and the pages that campaign emails link to. Emails link to
-    public_base_url and confirmation emails go out through the transport setting, so set
-    NEWSLETTER_PUBLIC_BASE_URL and NEWSLETTER_TRANSPORT for a real deployment; NEWSLETTER_SECRET_KEY
-    and from_address are required. This is Werkzeug's development server; in production run a
-    WSGI server, e.g. gunicorn 'newsletter.web:wsgi()'. Stop with Ctrl-C.
-    """
-    from werkzeug.serving import make_server
+    Signup, confirm, unsubscribe, preferences, the archive and the FAQ: the pages campaign emails link
+    to. NEWSLETTER_SECRET_KEY and from_address are required; `make serve` passes the development key
+    that `make demo` made.
 
-    from newsletter.web import close_app, create_app
+    On a loopback host (the default, 127.0.0.1) the links in the emails it sends point at this server
+    itself, in plain http, since nobody else can reach it; on any other host they point at
+    public_base_url. Emails go out through the transport setting, and each one is listed as it goes
+    (the .eml file it was written to, with the default file: transport), never its recipient.
+
+    This is Werkzeug's development server; in production run a WSGI server, e.g.
+    gunicorn 'newsletter.web:wsgi()'. Stop with Ctrl-C.
+    """
+    from newsletter.web.devserver import dev_server
 
     settings = app.settings
-    web = create_app(settings, store=app.store)
-    server = make_server(host, port, web, threaded=True)
-    click.echo(
-        f"Serving on http://{host}:{server.server_port}/subscribe; emails link to "
-        f"{settings.public_base_url} (Ctrl-C to stop)"
-    )
+    server = dev_server(settings, store=app.store, host=host, port=port, report=lambda line: click.echo(line, err=True))
+    click.echo(f"Serving on {server.url}/subscribe (Ctrl-C to stop)")
+    if server.local:
+        click.echo(
+            f"Links in the emails it sends point here, {server.settings.public_base_url}: only this machine can "
+            f"reach {host}. (public_base_url, {settings.public_base_url}, is for the real site.)"
+        )
+    else:
+        click.echo(f"Links in the emails it sends point to public_base_url, {settings.public_base_url}.")
+    click.echo(f"Emails go through {server.transport}; each is listed below.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("Stopped.")
     finally:
-        server.server_close()
-        close_app(web)
+        server.close()
 
 
 @click.group()

@@ -7,6 +7,9 @@ constant headers. Per recipient it QP-encodes only the short personal values and
 with QP soft line breaks (``=\\r\\n``), which decoders remove, so every line stays within 76 octets
 without re-encoding the body.
 
+A campaign's embedded images (:mod:`newsletter.campaigns.images`) are base64-encoded once too, into
+a ``multipart/related`` around the HTML part: per recipient they cost a join, nothing more.
+
 The factory also joins each message's SMTP wire form (dot-stuffed, ``CRLF.CRLF`` at the end) from
 constant segments stuffed once per campaign: every piece but the soft break starts a line, so
 stuffing the pieces one by one gives the same bytes as stuffing the whole message, without a scan
@@ -17,6 +20,7 @@ Every value that reaches a header from data goes through :mod:`newsletter.delive
 
 from __future__ import annotations
 
+import base64
 import binascii
 import dataclasses
 import email.policy
@@ -29,6 +33,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
+from newsletter.campaigns.images import InlineImage
 from newsletter.campaigns.render import RenderedCampaign, Segmented, personal_values
 from newsletter.delivery.headers import HeaderError, check_address, clean_header_value, format_address, phrase
 
@@ -88,6 +93,17 @@ class _EncodedBody:
             wire += (SOFT_BREAK, stuffed(value), SOFT_BREAK, wire_part)
 
 
+def _image_part(image: InlineImage) -> str:
+    """One embedded image as a MIME part: headers, and base64 in lines of 76 (no line starts with a dot)."""
+    body = base64.encodebytes(image.data).decode("ascii").replace("\n", "\r\n").rstrip("\r\n")
+    return (
+        f'Content-Type: image/{image.subtype}; name="{image.filename}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n"
+        f"Content-ID: <{image.content_id}>\r\n"
+        f'Content-Disposition: inline; filename="{image.filename}"\r\n\r\n{body}'
+    )
+
+
 class MessageFactory:
     """Complete messages for one rendered campaign; build one factory per campaign."""
 
@@ -119,8 +135,22 @@ class MessageFactory:
         # Every constant piece below starts a line and none starts with a dot: the wire form can
         # use them as they are.
         self._text_open = f"--{self.boundary}\r\n{part_head.format('plain')}".encode("ascii")
-        self._html_open = f"\r\n--{self.boundary}\r\n{part_head.format('html')}".encode("ascii")
-        self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
+        html_open = f"\r\n--{self.boundary}\r\n"
+        close = f"\r\n--{self.boundary}--\r\n"
+        if rendered.images:
+            # The HTML and the images it shows travel together: multipart/related inside the
+            # alternative (RFC 2387), each image encoded once here for every message.
+            # Not the outer boundary plus a suffix: a parser may match a boundary as a line's prefix.
+            related = f"=_nlr_{secrets.token_hex(12)}"
+            html_open += (
+                f'Content-Type: multipart/related;\r\n boundary="{related}"; type="text/html"\r\n\r\n--{related}\r\n'
+            )
+            close = "".join(f"\r\n--{related}\r\n{_image_part(image)}" for image in rendered.images) + (
+                f"\r\n--{related}--{close}"
+            )
+        self._html_open = (html_open + part_head.format("html")).encode("ascii")
+        self._close = close.encode("ascii")
+        self._close_wire = stuffed(self._close)
         self._text = _EncodedBody.encode(rendered.text_segments, str)
         self._html = _EncodedBody.encode(rendered.html_segments, lambda v: html.escape(v, quote=True))
         self._date_cache = (0, "")
@@ -175,7 +205,7 @@ class MessageFactory:
         wire.append(self._html_open)
         self._html.pieces(values, data, wire)
         data.append(self._close)
-        wire += (self._close, END_OF_DATA)
+        wire += (self._close_wire, END_OF_DATA)
         return b"".join(data), b"".join(wire)
 
     def _date(self, date: datetime | None) -> str:

@@ -60,8 +60,9 @@ class Prepared:
     @property
     def web_html(self) -> str:
         """The archive's web version: no greeting, no personal links, nothing about anyone."""
-        html, _ = render_campaign(self.campaign, self.settings, web=True).preview()
-        return html
+        rendered = render_campaign(self.campaign, self.settings, web=True)
+        html, _ = rendered.preview()
+        return rendered.as_web_page(html)  # a page cannot show cid: images; data: URIs load nothing either
 
     def _links(self) -> Links:
         if self.links is None:

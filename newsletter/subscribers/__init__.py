@@ -4,7 +4,7 @@
   set topics, unsubscribe, bounce, erase), whoever asks: the CLI, the web, the import or the bounce
   handler.
 - ``importer``: CSV exports of the signup form (topics, consent, signup times), written in bulk under
-  the service's rules.
+  the service's rules; ``csv_input`` reads the file (its encoding and separator, once per file).
 - ``consent``: how consent was given, and what an export's consent cell means.
 - ``retention``: what is removed, and after how long.
 - ``intake``: a request from the public form, kept from its answer until it is applied.

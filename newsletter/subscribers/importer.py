@@ -20,14 +20,13 @@ Columns are found by their headers, whatever their case and punctuation (``Submi
 from __future__ import annotations
 
 import csv
-import io
+import functools
 import json
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import (
     JSON,
@@ -61,7 +60,12 @@ from newsletter.store.models import (
 )
 from newsletter.subscribers.addresses import Address, clean_name, clean_tag, clean_tags, erasure_hash, normalise_address
 from newsletter.subscribers.consent import consent_given
+from newsletter.subscribers.csv_input import not_decodable, read_header
+from newsletter.subscribers.csv_input import open_csv as open_csv  # part of this module's API
 from newsletter.subscribers.service import Known, Merge, merge
+
+if TYPE_CHECKING:
+    import _csv
 
 BATCH = 5000
 
@@ -155,17 +159,27 @@ class Columns:
         return f"{first} {last}" if first and last else first or last
 
 
+def _shown(text: str, limit: int = 200) -> str:
+    """Text from the file, safe in a one-line message: on one line, printable, not too long."""
+    line = "".join(c if c.isprintable() else " " for c in text)
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
 class _Header:
     def __init__(self, header: list[str]) -> None:
         self.names = header
         self.normalised = [_normalised(h) for h in header]
         self.taken: set[int] = set()
 
-    def named(self, wanted: str, flag: str) -> int:
+    def named(self, wanted: str, flag: str, separator: str = "commas") -> int:
         """The column a flag names; an error if there is none."""
         index = self._first((_normalised(wanted),))
         if index is None:
-            raise InputError(f"no column named {wanted!r} in the header (given with {flag})")
+            raise InputError(
+                f"no column named {wanted!r} in the header (given with {flag}); split at {separator}, "
+                f"the header is {_shown(', '.join(self.names)) or 'empty'}"
+            )
         return self.take(index)
 
     def find(self, names: Sequence[str], guess: Callable[[str], bool] | None = None) -> int | None:
@@ -212,23 +226,23 @@ class ColumnHints:
     submitted: str | None = None
 
 
-def _shown(text: str, limit: int = 200) -> str:
-    """Text from the file, safe in a one-line message: on one line, printable, not too long."""
-    line = "".join(c if c.isprintable() else " " for c in text)
-    line = " ".join(line.split())
-    return line if len(line) <= limit else line[:limit] + "..."
+def has_email_column(header: list[str], hints: ColumnHints = ColumnHints()) -> bool:
+    """Whether ``header`` holds the email column (the one named by ``hints``, or a usual name)."""
+    wanted = (_normalised(hints.email),) if hints.email else EMAIL_HEADERS
+    return any(_normalised(cell) in wanted for cell in header)
 
 
-def detect_columns(header: list[str], hints: ColumnHints = ColumnHints()) -> Columns:
+def detect_columns(header: list[str], hints: ColumnHints = ColumnHints(), *, separator: str = "commas") -> Columns:
+    """Where each field is; ``separator`` names what split the header, for the errors."""
     found = _Header(header)
     if hints.email:
-        email = found.named(hints.email, "--email-column")
+        email = found.named(hints.email, "--email-column", separator)
     else:
         located = found.find(EMAIL_HEADERS)
         if located is None:
             raise InputError(
-                f"no email column found (looked for Email, Email Address or E-mail; the header is "
-                f"{_shown(', '.join(header)) or 'empty'}); name it with --email-column"
+                f"no email column found (looked for Email, Email Address or E-mail in the header, split at "
+                f"{separator}: {_shown(', '.join(header)) or 'empty'}); name it with --email-column"
             )
         email = located
     # The signup time first, so that "Opt-in time" is a time and not a consent column.
@@ -359,14 +373,30 @@ class ReadOptions:
 
 
 def read_rows(stream: IO[str], options: ReadOptions, report: ImportReport) -> Iterator[Row]:
-    """Usable rows, one at a time; the others go into the report with their line number."""
-    reader = csv.reader(stream)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError("the file is empty") from None
-    columns = detect_columns(header, options.hints)
+    """Usable rows, one at a time; the others go into the report with their line number.
+
+    The separator and the columns are worked out once, from the header (see :mod:`.csv_input`).
+    """
+    found = read_header(stream, functools.partial(has_email_column, hints=options.hints))
+    header = found.cells
+    columns = detect_columns(header, options.hints, separator=found.separator_name)
     report.ignored_columns = list(columns.ignored)
+    reader = csv.reader(stream, delimiter=found.separator)
+    try:
+        yield from _rows(reader, found.lines + 1, header, columns, options, report)
+    except UnicodeDecodeError as exc:
+        raise not_decodable(exc, found.lines + reader.line_num) from None
+
+
+def _rows(
+    reader: _csv.Reader,
+    offset: int,
+    header: list[str],
+    columns: Columns,
+    options: ReadOptions,
+    report: ImportReport,
+) -> Iterator[Row]:
+    """The rows after the header; ``offset`` is the file's line number of the reader's first line."""
     width = len(header)
     email_at, topics_at, consent_at, submitted_at = columns.email, columns.topics, columns.consent, columns.submitted
     no_topics = options.topics.tags_for("")
@@ -377,9 +407,9 @@ def read_rows(stream: IO[str], options: ReadOptions, report: ImportReport) -> It
     # memory stays flat enough for very large exports. (Two addresses sharing a hash would make the
     # second a "duplicate": about one chance in 40 million for a million rows.)
     seen: set[int] = set()
-    line = reader.line_num + 1
+    line = offset
     for row in reader:
-        first_line, line = line, reader.line_num + 1  # a quoted cell may span several lines
+        first_line, line = line, reader.line_num + offset  # a quoted cell may span several lines
         if len(row) < width:
             row += [""] * (width - len(row))
         raw = row[email_at]
@@ -777,9 +807,10 @@ def import_csv(
 ) -> ImportReport:
     """Import a CSV export into the session's transaction; the caller commits or, for a dry run, rolls back.
 
-    ``stream`` must be opened with ``newline=""`` (quoted cells may hold line breaks) and an encoding of
-    ``utf-8-sig`` so that a byte-order mark is dropped. ``topic_choices`` are the settings' topics
-    ({tag: title}); ``topic_map`` maps other labels to tags ({label: tag}, see :func:`parse_topic_map`).
+    ``stream`` must be opened with ``newline=""`` (quoted cells may hold line breaks), as
+    :func:`open_csv` opens it; cells may be separated by commas, semicolons, tabs or bars.
+    ``topic_choices`` are the settings' topics ({tag: title}); ``topic_map`` maps other labels to tags
+    ({label: tag}, see :func:`parse_topic_map`).
     """
     now = now or utcnow()
     report = ImportReport()
@@ -797,22 +828,7 @@ def import_csv(
     try:
         for batch in _batches(read_rows(stream, ReadOptions(hints, topics, zone, now), report)):
             writer.write(batch)
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"the file is not UTF-8 text (byte {exc.start} of a read block); nothing was imported"
-        ) from None
     except csv.Error as exc:
         raise InputError(f"the file is not valid CSV ({exc}); nothing was imported") from None
     report.unknown_topics = list(topics.unknown)
     return report
-
-
-def open_csv(path: str) -> IO[str]:
-    """Open an export for :func:`import_csv`; ``-`` is standard input."""
-    # utf-8-sig drops a byte-order mark; newline="" lets the csv module see line breaks inside quotes.
-    if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
-    try:
-        return open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None

@@ -104,13 +104,28 @@ def parse_address(raw_email: str) -> tuple[Address, str]:
 
 
 def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) -> SignupForm:
-    address, recipient = parse_address(form.get("email", ""))
-    name = _name(form.get("name", ""))
+    """The signup form's fields, or :class:`FieldErrors` with every field to correct at once.
+
+    Only what was typed is looked at, never the store: the form comes back the same whatever the
+    state of the address.
+    """
+    errors: dict[str, str] = {}
+    address = recipient = name = None
+    try:
+        address, recipient = parse_address(form.get("email", ""))
+    except FormError as exc:
+        errors["email"] = str(exc)
+    try:
+        name = _name(form.get("name", ""))
+    except FormError as exc:
+        errors["name"] = str(exc)
     topics = chosen_topics(form, topic_choices)
     # Consent must be given, not assumed (GDPR Recital 32): no box is ticked in advance, so a
     # request without a topic is sent back rather than read as "everything".
     if topic_choices and not topics:
-        raise FieldErrors({"topic": "Please choose at least one topic."}, form)
+        errors["topic"] = "Please choose at least one topic."
+    if errors or address is None or recipient is None or name is None:
+        raise FieldErrors(errors, form)
     return SignupForm(address, recipient, name, topics)
 
 

@@ -17,6 +17,7 @@ from newsletter.delivery.links import BadToken
 from newsletter.errors import NewsletterError, NotFound, StoreError
 from newsletter.web.forms import FormError, TooManyFields
 from newsletter.web.ratelimit import RateLimited
+from newsletter.web.state import web_state
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ def _newsletter_error(exc: NewsletterError) -> Response:
     if isinstance(exc, TooManyFields):
         return page(413, *_HTTP_PAGES[413])
     if isinstance(exc, BadToken):
-        hint = "Links from our emails work as they are; if you copied one, check that all of it came along."
-        return page(400, "This link does not work", f"Sorry: {exc}. {hint}")
+        # Not a dead end: a new preferences link, the signup form, or a person to write to.
+        return Response(render_template("link_broken.html", reason=str(exc), contact=contact_address()), 400)
     if isinstance(exc, FormError):
         return page(400, "Please check the form", str(exc))
     if isinstance(exc, NotFound):
@@ -72,6 +73,12 @@ def _newsletter_error(exc: NewsletterError) -> Response:
     # Other messages may name an address or a setting: log them, show a general page.
     log.warning("refused a request: %s: %s", type(exc).__name__, exc)
     return page(400, *_HTTP_PAGES[400])
+
+
+def contact_address() -> str:
+    """Where a visitor can write to a person: the reply_to setting, else the From address."""
+    settings = web_state().settings
+    return settings.reply_to or settings.from_address
 
 
 def _unavailable(exc: Exception) -> Response:

@@ -27,7 +27,7 @@ from newsletter.subscribers.consent import ConsentInfo, ip_hash
 from newsletter.web import archive, deferred, forms
 from newsletter.web.feed import atom_feed
 from newsletter.web.forms import FieldErrors
-from newsletter.web.pages import ARCHIVE_CSP
+from newsletter.web.pages import ARCHIVE_CSP, contact_address
 from newsletter.web.state import WebState, web_state
 from newsletter.web.tokens import campaign_of, signup_request_for, subscriber_and_claim, subscriber_for
 
@@ -268,9 +268,7 @@ def preferences_link() -> Response | str:
 @bp.get("/confirm", endpoint="confirm_without_token")
 @bp.get("/unsubscribe", endpoint="unsubscribe_without_token")
 def without_token() -> str:
-    state = web_state()
-    contact = state.settings.reply_to or state.settings.from_address
-    return render_template("use_your_link.html", contact=contact)
+    return render_template("use_your_link.html", contact=contact_address())
 
 
 # --- Archive ----------------------------------------------------------------------------------------
