@@ -34,6 +34,7 @@ from newsletter.config import load_settings
 from newsletter.delivery.ledger import Claim
 from newsletter.delivery.mime import END_OF_DATA, stuffed
 from newsletter.delivery.prepare import prepare
+from newsletter.store.models import new_public_id
 from newsletter.web import close_app, create_app
 from tests.support.campaigns import SECRET_ENV, add_subscribers
 
@@ -181,7 +182,9 @@ def test_each_message_carries_the_image_once_encoded_for_the_campaign(project: P
     settings = load_settings(project, overrides=overrides).settings
     prepared = prepare("garden", settings)
     messages = [
-        prepared.message_for(Claim(n, n, f"r{n}@example.org", f"r{n}@example.org", f"Reader {n}", False), campaign_id=1)
+        prepared.message_for(
+            Claim(n, n, new_public_id(), f"r{n}@example.org", f"r{n}@example.org", f"Reader {n}", False), campaign_id=1
+        )
         for n in (1, 2)
     ]
     for outgoing in messages:

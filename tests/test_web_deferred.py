@@ -142,6 +142,28 @@ def test_a_signup_left_by_a_process_that_died_is_applied_when_the_app_starts_aga
         MemoryTransport.reset()
 
 
+def test_a_response_closed_after_the_app_leaves_its_signup_kept_and_starts_no_thread(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server may close a response after the app was closed (shutting down): its work must not
+    start a mail thread on the released store, which would hold a connection nobody closes."""
+    MemoryTransport.reset()
+    app = make_app(store, tmp_path)
+    settle(app)
+    client = FlaskClient(app)  # Flask's own client: the response stays open until closed
+    response = client.post("/subscribe", data={"email": "ana@example.org", "topic": "faq-updates"})
+    assert response.status_code == 200
+    close_app(app)
+    response.close()  # the deferred work is handed over now, after the end
+    mailer = app.extensions["newsletter"].mailer
+    mailer.start()
+    assert mailer._thread is None and "left for the next start" in caplog.text
+    assert find(store, "ana@example.org") is None
+    with store.session(commit=False) as session:
+        assert session.scalar(select(func.count()).select_from(SignupIntake)) == 1
+    MemoryTransport.reset()
+
+
 def test_a_request_is_applied_once_whoever_takes_it(app: Flask, client: FlaskClient, store: Store) -> None:
     """Two processes may both try a kept request (one recovering, one answering): one applies it."""
     settle(app)

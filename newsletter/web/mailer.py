@@ -45,6 +45,7 @@ class Mailer:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._first: Job | None = None
+        self._ended = False
         self.failures = 0
 
     def on_start(self, job: Job) -> None:
@@ -61,11 +62,16 @@ class Mailer:
     def start(self) -> None:
         """Start this process's mail thread if it is not running (and with it, its first job)."""
         with self._lock:
-            if self._thread is None or self._pid != os.getpid():
+            if not self._ended and (self._thread is None or self._pid != os.getpid()):
                 self._start()
 
     def _put(self, item: OutgoingMessage | Job) -> None:
         with self._lock:
+            if self._ended:
+                # The app is closed and its store released: a thread started now would hold a
+                # connection that nobody closes. A kept signup is applied by the next start.
+                log.warning("work for the mail thread arrived after the app was closed; left for the next start")
+                return
             if self._thread is None or self._pid != os.getpid():
                 self._start()
             self._queue.put(item)
@@ -119,9 +125,11 @@ class Mailer:
         if thread is not None:
             self._queue.join()
 
-    def close(self) -> None:
-        """Send what is queued, then stop the thread. The mailer starts again if used later."""
+    def close(self, *, end: bool = False) -> None:
+        """Send what is queued, then stop the thread. The mailer starts again if used later, unless
+        ``end`` (the app is closing for good)."""
         with self._lock:
+            self._ended = self._ended or end
             thread, self._thread = self._thread, None
             if thread is None or self._pid != os.getpid():
                 return

@@ -32,7 +32,7 @@ class WebState:
 
     def close(self) -> None:
         """Send what is queued and release the store if the app opened it."""
-        self.mailer.close()
+        self.mailer.close(end=True)
         if self.owns_store:
             self.store.dispose()
 
