@@ -174,6 +174,22 @@ def test_abandon_ends_an_open_data_without_delivering_it(tmp_path: Path) -> None
     assert [r.recipients for r in handler.received] == [["r2@example.org"]]
 
 
+def test_closing_with_a_body_sent_but_not_its_dot_delivers_nothing(tmp_path: Path) -> None:
+    """begin() sends the body ahead of the commit; a run that stops before finish() must not end it."""
+    handler = Pipelining()
+    with smtp_server(handler) as running:
+
+        async def scenario() -> None:
+            conn = connection(running.url(), tmp_path)
+            await conn.open()
+            await conn.begin(message(1))
+            await conn.close()
+
+        asyncio.run(scenario())
+        assert running.connections == 1
+    assert handler.received == []
+
+
 @pytest.mark.parametrize("tls", ["starttls", "implicit"])
 def test_tls_and_login(tls: str, certificate: Certificate, tmp_path: Path) -> None:
     handler = RecordingHandler()
