@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dkim
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -16,6 +17,7 @@ from newsletter.delivery.transports import PermanentFailure, TemporaryFailure
 from newsletter.delivery.transports.memory import MemoryTransport
 from tests.conftest import Newsletter
 from tests.support.campaigns import FAQ_CAMPAIGN, SECRET_ENV, STORY_CAMPAIGN, add_subscribers, write_campaign
+from tests.support.dkim_keys import rsa_key
 
 SEND_FIELDS = {"campaign", "audience", "sent", "failed", "pending", "possibly_duplicated", "duration_s"}
 
@@ -154,6 +156,18 @@ def test_test_send_is_one_copy_not_recorded(newsletter: Newsletter, project: Pat
     assert message.recipient == "Staff@example.org"
     assert b"Subject: [Test] Can I get addicted" in message.data
     assert json.loads(newsletter("campaign", "status", "faq", "--json").output)["state"] == "not started"
+
+
+def test_the_test_copy_is_dkim_signed_like_the_campaign(newsletter: Newsletter, project: Path, tmp_path: Path) -> None:
+    write_campaign(project, "faq", FAQ_CAMPAIGN)
+    key, public = rsa_key(tmp_path, 2048)
+    env = {"NEWSLETTER_DKIM_KEY_PATH": str(key), "NEWSLETTER_DKIM_SELECTOR": "s1"}
+    result = newsletter("campaign", "test", "faq", "--to", "staff@example.org", "--transport", "memory:", env=env)
+    assert result.exit_code == 0, result.output
+    (message,) = MemoryTransport.outbox()
+    assert message.data.startswith(b"DKIM-Signature:") and b"s=s1" in message.data
+    record = f"v=DKIM1; k=rsa; p={public}".encode()
+    assert dkim.verify(message.data, dnsfunc=lambda name, timeout=5: record) is True
 
 
 def test_every_recipient_must_build_before_anything_is_sent(

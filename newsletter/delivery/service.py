@@ -229,6 +229,8 @@ def send_test(prepared: Prepared, to: str, transport: TransportFactory) -> SentT
     message_id = factory.make_message_id()
     urls = rendered.sample_urls
     data = factory.build(address, "", urls["unsubscribe_url"], urls["preferences_url"], message_id=message_id)
+    if prepared.dkim is not None:  # signed as the campaign's messages are, so the copy lands as they would
+        data = prepared.dkim(data)
     with transport() as opened:
         opened.send(OutgoingMessage(prepared.settings.from_address, address, data, message_id))
         where = opened.describe()
