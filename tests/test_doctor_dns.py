@@ -247,8 +247,9 @@ def test_misaligned_domains(project: Path, keys: dict[str, tuple[Path, str]]) ->
     assert signed["alignment.spf"].status is Status.WARN and signed["alignment.dkim"].status is Status.OK
 
 
-def test_strict_alignment_from_the_dmarc_record(project: Path) -> None:
-    strict = txt(f"_dmarc.{DOMAIN}.", "v=DMARC1; p=reject; aspf=s; rua=mailto:d@harvest.example")
+@pytest.mark.parametrize("mode", ["s", "S"])  # tag values are case-insensitive
+def test_strict_alignment_from_the_dmarc_record(project: Path, mode: str) -> None:
+    strict = txt(f"_dmarc.{DOMAIN}.", f"v=DMARC1; p=reject; aspf={mode}; rua=mailto:d@harvest.example")
     bounce = zone(
         txt("bounces.harvest.example.", "v=spf1 -all"), "bounces.harvest.example. 300 IN MX 10 m.example.", strict
     )
