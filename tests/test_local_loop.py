@@ -284,9 +284,14 @@ def test_make_demo_twice_in_a_fresh_clone_and_its_links_work_under_serve(
     key = key_file.read_text().strip()
     assert len(key) >= 32
     assert "faq-addiction: 9 sent now" in first and "client-stories: 6 sent now" in first
+    # The FAQ answers not yet sent, then what comes back: a hard bounce and a complaint, in the report.
+    assert "5 FAQ entries new or changed since faq-addiction" in first
+    assert "1 hard, 0 soft" in first and "1 complaint(s)" in first and "2 subscriber(s) suppressed" in first
+    assert re.search(r"hard bounces\t1\n", first) and re.search(r"complaints\t1\n", first)
     second = make_demo(copy)
     assert "faq-addiction: 0 sent now; 9 already sent earlier" in second
     assert "client-stories: 0 sent now; 6 already sent earlier" in second
+    assert "2 seen before. 0 subscriber(s) suppressed" in second  # the samples again change nothing
     assert key_file.read_text().strip() == key  # the same key: the first run's links still work
     assert key not in first + second
     ignored = subprocess.run(["git", "check-ignore", "-q", ".newsletter-dev-key"], cwd=REPO)
