@@ -66,6 +66,9 @@ from newsletter.subscribers.queries import audience
 
 HOST = socket.gethostname()[:255]
 
+# Who still receives mail, checked when rows are claimed, marked in flight, retried or skipped.
+_RECEIVES_MAIL = and_(Subscriber.status == Status.CONFIRMED.value, Subscriber.paused.is_(False))
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -291,11 +294,7 @@ def reclaim_abandoned(session: Session, campaign: StartedCampaign, *, lease: tim
 
 def skip_departed(session: Session, campaign: StartedCampaign) -> int:
     """Pending rows whose subscriber left, paused or was erased will never be sent: say so."""
-    still_wanted = exists().where(
-        Subscriber.id == OutboxRow.subscriber_id,
-        Subscriber.status == Status.CONFIRMED.value,
-        Subscriber.paused.is_(False),
-    )
+    still_wanted = exists().where(Subscriber.id == OutboxRow.subscriber_id, _RECEIVES_MAIL)
     result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.campaign_id == campaign.id, OutboxRow.state == OutboxState.PENDING.value, ~still_wanted)
@@ -324,8 +323,7 @@ _CLAIM = (
                 or_(_T.c.retry_after.is_(None), _T.c.retry_after <= _NOW),
                 or_(_T.c.deferred_by.is_(None), _T.c.deferred_by != _RUN),
                 # Checked at claim time: an unsubscribe committed before this point is honoured.
-                _S.c.status == Status.CONFIRMED.value,
-                _S.c.paused.is_(False),
+                _RECEIVES_MAIL,
             )
             .order_by(_T.c.id)
             .limit(bindparam("p_limit", type_=Integer()))
@@ -343,9 +341,7 @@ _CLAIMED = (
     .order_by(_T.c.id)
 )
 # Checked again at the point of no return: an unsubscribe committed after the claim is honoured too.
-_STILL_WANTED = exists(
-    select(_S.c.id).where(_S.c.id == _T.c.subscriber_id, _S.c.status == Status.CONFIRMED.value, _S.c.paused.is_(False))
-)
+_STILL_WANTED = exists(select(_S.c.id).where(_S.c.id == _T.c.subscriber_id, _RECEIVES_MAIL))
 _BEGIN = update(_T).where(_ROW, _STILL_WANTED).values(in_flight=True, attempts=_T.c.attempts + 1)
 _SENT = (
     update(_T)
@@ -533,8 +529,7 @@ class Ledger:
                 OutboxRow.campaign_id == self.campaign_id,
                 OutboxRow.state == OutboxState.PENDING.value,
                 or_(OutboxRow.deferred_by.is_(None), OutboxRow.deferred_by != self.run_id),
-                Subscriber.status == Status.CONFIRMED.value,
-                Subscriber.paused.is_(False),
+                _RECEIVES_MAIL,
             )
         ).one()
         return utcnow() if due_now else earliest
