@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from newsletter.delivery.outcomes import ENHANCED_STATUS
 from newsletter.store.engine import affected
 from newsletter.store.models import (
     OutboxRow,
@@ -168,7 +169,6 @@ def counts(session: Session, campaign: StartedCampaign) -> Counts:
 _OUR_WRAPPING = re.compile(
     r"(?:\d{3} )?(?:MAIL FROM:<[^>]*>.*?|RCPT TO:<[^>]*>|DATA|message) refused: (?P<reply>.*)", re.S
 )
-_ENHANCED_STATUS = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b\s*")
 
 
 @dataclass(frozen=True)
@@ -216,10 +216,10 @@ def reasons(session: Session, campaign: StartedCampaign) -> list[Reason]:
             text = wrapped["reply"]
         elif code is not None and text.startswith(f"{code} "):
             text = text[4:]
-        enhanced = _ENHANCED_STATUS.match(text)
-        status = enhanced[1] if enhanced else None
+        enhanced = ENHANCED_STATUS.match(text)
+        status = enhanced[0] if enhanced else None
         if enhanced:
-            text = text[enhanced.end() :]
+            text = text[enhanced.end() :].lstrip()
         key = (row_state, code, status)
         total, seen, shown = classes.get(key, (0, None, text))
         if seen is None or (latest is not None and latest > seen):
