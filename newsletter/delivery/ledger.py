@@ -429,14 +429,6 @@ class Ledger:
             return []
         return [Claim(*row) for row in self.db.execute(_CLAIMED, {"p_ids": list(claimed_ids)})]
 
-    def begin(self, outbox_id: int) -> None:
-        """Mark a claimed row as about to be handed to the transport (commit before sending it).
-
-        Callers fold this into the transaction that claims the batch or records the previous
-        message's outcome, so marking costs no commit of its own.
-        """
-        self.begin_many([outbox_id])
-
     def begin_many(self, outbox_ids: list[int]) -> set[int]:
         """Mark rows in flight; returns those not marked because their subscriber has left meanwhile
         (unsubscribed, paused, erased): they must not be sent."""
@@ -448,9 +440,6 @@ class Ledger:
             select(_T.c.id).where(_T.c.id.in_(outbox_ids), _T.c.in_flight.is_(True), _T.c.claimed_by == run)
         )
         return set(outbox_ids) - set(marked.scalars())
-
-    def sent(self, outbox_id: int, message_id: str, code: int | None) -> None:
-        self.sent_many([(outbox_id, message_id, code)])
 
     def sent_many(self, rows: list[tuple[int, str, int | None]]) -> None:
         """Record accepted messages: (outbox id, Message-ID, the server's reply code)."""
