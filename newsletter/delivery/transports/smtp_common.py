@@ -11,10 +11,12 @@ import socket
 import ssl
 
 from newsletter.delivery.transports.base import (
+    END_OF_DATA,
     PermanentFailure,
     TemporaryFailure,
     TransportConfigError,
     TransportError,
+    stuffed,
 )
 
 # The replies that let MAIL, RCPT and DATA go on, in that order.
@@ -35,9 +37,7 @@ def wire_form(data: bytes) -> bytes:
         data = _BARE_EOL.sub(b"\r\n", data)  # bare CR or LF is an SMTP smuggling vector
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    if data.startswith(b"."):
-        data = b"." + data
-    return data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    return stuffed(data) + END_OF_DATA
 
 
 def failure(code: int, text: str) -> TransportError:

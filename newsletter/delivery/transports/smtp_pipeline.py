@@ -28,6 +28,7 @@ import ssl
 from typing import Protocol
 
 from newsletter.delivery.transports.base import (
+    END_OF_DATA,
     AsyncConnection,
     ConnectionLost,
     OutgoingMessage,
@@ -146,9 +147,6 @@ class _ReplyReader(asyncio.Protocol):
 
     def timed_out(self, seconds: float) -> None:
         self._fail(_Lost(f"timed out after {seconds:g} s"))
-
-
-_END = b".\r\n"  # the final dot: wire_form and the message factory end every body with it
 
 
 class SMTPConnection(AsyncConnection):
@@ -329,7 +327,7 @@ class SMTPConnection(AsyncConnection):
         that the message is in flight, and nothing can be delivered before the dot (:meth:`finish`)."""
         data = message.wire or wire_form(message.data)
         try:
-            self._write(memoryview(data)[: -len(_END)])
+            self._write(memoryview(data)[: -len(END_OF_DATA)])
         except (_Lost, OSError) as exc:
             self._discard()
             raise TemporaryFailure(None, f"connection to {self.where} lost: {_why(exc)}") from exc
@@ -380,7 +378,7 @@ class SMTPConnection(AsyncConnection):
         message, self._current = self._current, None
         if message is None:
             raise RuntimeError("finish() without a successful begin()")
-        data = _END
+        data = END_OF_DATA
         # The next message's envelope goes out in the same write as this one's end (PIPELINING):
         # one more wake-up of the server per message would cost more than the envelope's bytes.
         if following is not None and "pipelining" in self._extensions:
