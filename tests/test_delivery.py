@@ -211,9 +211,9 @@ def test_rows_left_in_flight_by_a_dead_run_go_out_once_more_flagged(store: Store
         session.execute(update(SendRun).where(SendRun.id == run_id).values(pid=dead_pid))
         dead = ledger.Ledger(session.connection(), record.id, run_id)
         claimed = dead.claim(3)
-        dead.begin(claimed[0].outbox_id)
-        dead.sent(claimed[0].outbox_id, "<x@harvest.example>", 250)
-        dead.begin(claimed[1].outbox_id)  # handed to the transport, then the crash
+        dead.begin_many([claimed[0].outbox_id])
+        dead.sent_many([(claimed[0].outbox_id, "<x@harvest.example>", 250)])
+        dead.begin_many([claimed[1].outbox_id])  # handed to the transport, then the crash
     counts = deliver(store, record)
     assert (counts.sent, counts.pending, counts.possibly_duplicated) == (5, 0, 1)
     assert claimed[0].email not in recipients()  # recorded as sent: never again

@@ -62,6 +62,15 @@ def test_forget_with_another_transport_removes_no_files(store: Store, project: P
     assert len(list(folder.glob("*.eml"))) == 1
 
 
+def test_forget_with_an_smtp_transport_erases_without_its_password(store: Store, project: Path) -> None:
+    """An SMTP transport keeps no copies, so staff erasing someone need not hold the relay's password."""
+    send_to(store, project, "ana@example.org")
+    settings = clinic_settings(project, secret_key=KEY, transport="smtp://mailer@relay.example:587")
+    assert erasure.forget(store, settings, "ana@example.org").files_removed == 0
+    with store.session() as session:
+        assert subscribers.find(session, "ana@example.org") is None
+
+
 def test_the_forget_command_reports_the_files_it_removed(
     newsletter: Newsletter, project: Path, database_url: str
 ) -> None:

@@ -114,6 +114,28 @@ def test_each_new_subscriber_gets_one_welcome_through_the_outbox(store: Store, w
     assert welcomed() == ["ana@example.org", "bo@example.org"]
 
 
+def test_a_run_with_nobody_to_welcome_does_not_connect(store: Store, welcome_project: Path) -> None:
+    settings = settings_of(welcome_project, store)
+    connections: list[MemoryTransport] = []
+
+    def transport() -> MemoryTransport:
+        connections.append(MemoryTransport())
+        return connections[-1]
+
+    signs_up(store, "ana@example.org")
+    schedule.send_due(store, settings, datetime.now(UTC), transport)  # starts the welcome: nobody owed yet
+    assert connections == []
+    signs_up(store, "bo@example.org")
+    schedule.send_due(store, settings, datetime.now(UTC), transport)
+    assert welcomed() == ["bo@example.org"] and connections
+    connections.clear()
+    rerun = schedule.send_due(store, settings, datetime.now(UTC), transport)
+    assert connections == []
+    assert rerun.welcome is not None and rerun.welcome.outcome == "sent"
+    assert rerun.welcome.result["this_run"]["sent"] == 0 and rerun.welcome.result["sent"] == 1
+    assert rerun.exit_code == 0
+
+
 def test_the_welcome_is_a_normal_campaign_message_without_an_archive_link(store: Store, welcome_project: Path) -> None:
     settings = settings_of(welcome_project, store)
     run(store, settings)

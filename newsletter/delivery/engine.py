@@ -164,12 +164,12 @@ class _GroupCommit:
                 waiter.set_result(begin not in self._refused)
             self._refused.discard(begin)
 
-    def now(self, *records: tuple[Record, str | None]) -> set[int]:
+    def now(self, *records: tuple[Record, str | None]) -> None:
         """Commit ``records`` and everything handed in so far, at once (also when shutting down);
-        returns the rows to begin whose subscriber has left."""
+        the rows to begin whose subscriber has left are kept for their waiters."""
         batch, self._records = [*self._records, *records], []
         if not batch:
-            return set()
+            return
         begins: list[int] = []
         sent: list[Sent] = []
         other: list[Callable[[Ledger], None]] = []
@@ -190,7 +190,6 @@ class _GroupCommit:
         for _, outcome in batch:
             if outcome is not None:
                 self.progress(outcome)
-        return refused
 
 
 class _Pacer:

@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from newsletter.delivery.outcomes import ENHANCED_STATUS
 from newsletter.store.engine import affected
 from newsletter.store.models import (
     OutboxRow,
@@ -65,6 +66,9 @@ from newsletter.store.models import (
 from newsletter.subscribers.queries import audience
 
 HOST = socket.gethostname()[:255]
+
+# Who still receives mail, checked when rows are claimed, marked in flight, retried or skipped.
+_RECEIVES_MAIL = and_(Subscriber.status == Status.CONFIRMED.value, Subscriber.paused.is_(False))
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,6 @@ def counts(session: Session, campaign: StartedCampaign) -> Counts:
 _OUR_WRAPPING = re.compile(
     r"(?:\d{3} )?(?:MAIL FROM:<[^>]*>.*?|RCPT TO:<[^>]*>|DATA|message) refused: (?P<reply>.*)", re.S
 )
-_ENHANCED_STATUS = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b\s*")
 
 
 @dataclass(frozen=True)
@@ -213,10 +216,10 @@ def reasons(session: Session, campaign: StartedCampaign) -> list[Reason]:
             text = wrapped["reply"]
         elif code is not None and text.startswith(f"{code} "):
             text = text[4:]
-        enhanced = _ENHANCED_STATUS.match(text)
-        status = enhanced[1] if enhanced else None
+        enhanced = ENHANCED_STATUS.match(text)
+        status = enhanced[0] if enhanced else None
         if enhanced:
-            text = text[enhanced.end() :]
+            text = text[enhanced.end() :].lstrip()
         key = (row_state, code, status)
         total, seen, shown = classes.get(key, (0, None, text))
         if seen is None or (latest is not None and latest > seen):
@@ -291,11 +294,7 @@ def reclaim_abandoned(session: Session, campaign: StartedCampaign, *, lease: tim
 
 def skip_departed(session: Session, campaign: StartedCampaign) -> int:
     """Pending rows whose subscriber left, paused or was erased will never be sent: say so."""
-    still_wanted = exists().where(
-        Subscriber.id == OutboxRow.subscriber_id,
-        Subscriber.status == Status.CONFIRMED.value,
-        Subscriber.paused.is_(False),
-    )
+    still_wanted = exists().where(Subscriber.id == OutboxRow.subscriber_id, _RECEIVES_MAIL)
     result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.campaign_id == campaign.id, OutboxRow.state == OutboxState.PENDING.value, ~still_wanted)
@@ -324,8 +323,7 @@ _CLAIM = (
                 or_(_T.c.retry_after.is_(None), _T.c.retry_after <= _NOW),
                 or_(_T.c.deferred_by.is_(None), _T.c.deferred_by != _RUN),
                 # Checked at claim time: an unsubscribe committed before this point is honoured.
-                _S.c.status == Status.CONFIRMED.value,
-                _S.c.paused.is_(False),
+                _RECEIVES_MAIL,
             )
             .order_by(_T.c.id)
             .limit(bindparam("p_limit", type_=Integer()))
@@ -343,9 +341,7 @@ _CLAIMED = (
     .order_by(_T.c.id)
 )
 # Checked again at the point of no return: an unsubscribe committed after the claim is honoured too.
-_STILL_WANTED = exists(
-    select(_S.c.id).where(_S.c.id == _T.c.subscriber_id, _S.c.status == Status.CONFIRMED.value, _S.c.paused.is_(False))
-)
+_STILL_WANTED = exists(select(_S.c.id).where(_S.c.id == _T.c.subscriber_id, _RECEIVES_MAIL))
 _BEGIN = update(_T).where(_ROW, _STILL_WANTED).values(in_flight=True, attempts=_T.c.attempts + 1)
 _SENT = (
     update(_T)
@@ -433,14 +429,6 @@ class Ledger:
             return []
         return [Claim(*row) for row in self.db.execute(_CLAIMED, {"p_ids": list(claimed_ids)})]
 
-    def begin(self, outbox_id: int) -> None:
-        """Mark a claimed row as about to be handed to the transport (commit before sending it).
-
-        Callers fold this into the transaction that claims the batch or records the previous
-        message's outcome, so marking costs no commit of its own.
-        """
-        self.begin_many([outbox_id])
-
     def begin_many(self, outbox_ids: list[int]) -> set[int]:
         """Mark rows in flight; returns those not marked because their subscriber has left meanwhile
         (unsubscribed, paused, erased): they must not be sent."""
@@ -452,9 +440,6 @@ class Ledger:
             select(_T.c.id).where(_T.c.id.in_(outbox_ids), _T.c.in_flight.is_(True), _T.c.claimed_by == run)
         )
         return set(outbox_ids) - set(marked.scalars())
-
-    def sent(self, outbox_id: int, message_id: str, code: int | None) -> None:
-        self.sent_many([(outbox_id, message_id, code)])
 
     def sent_many(self, rows: list[tuple[int, str, int | None]]) -> None:
         """Record accepted messages: (outbox id, Message-ID, the server's reply code)."""
@@ -533,8 +518,7 @@ class Ledger:
                 OutboxRow.campaign_id == self.campaign_id,
                 OutboxRow.state == OutboxState.PENDING.value,
                 or_(OutboxRow.deferred_by.is_(None), OutboxRow.deferred_by != self.run_id),
-                Subscriber.status == Status.CONFIRMED.value,
-                Subscriber.paused.is_(False),
+                _RECEIVES_MAIL,
             )
         ).one()
         return utcnow() if due_now else earliest

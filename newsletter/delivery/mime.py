@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING
 from newsletter.campaigns.images import InlineImage
 from newsletter.campaigns.render import RenderedCampaign, Segmented, personal_values
 from newsletter.delivery.headers import HeaderError, check_address, clean_header_value, format_address, phrase
+from newsletter.delivery.transports.base import END_OF_DATA, stuffed
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-END_OF_DATA = b".\r\n"
 LIST_LABEL = "newsletter"
 _MESSAGE_ID_RE = re.compile(r"<?([!-;=?-~]{1,200}@[!-;=?-~]{1,200})>?")  # printable ASCII except < and >
 # The default policy re-encodes only over-long raw values, leaving a short non-ASCII subject unencoded.
@@ -59,13 +59,6 @@ def _qp(text: str) -> bytes:
     canonical = text.replace("\r\n", "\n").replace("\n", "\r\n")  # text parts travel with CRLF line ends
     encoded = binascii.b2a_qp(canonical.encode("utf-8"), istext=True)
     return encoded.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
-
-
-def stuffed(piece: bytes) -> bytes:
-    """A piece of a message that starts a line, dot-stuffed for SMTP DATA (RFC 5321 4.5.2)."""
-    if piece.startswith(b"."):
-        piece = b"." + piece
-    return piece.replace(b"\r\n.", b"\r\n..")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,8 +19,9 @@ from newsletter.delivery.dkim import Signer, dkim_signer
 from newsletter.delivery.headers import clean_header_value, envelope_address, format_address
 from newsletter.delivery.ledger import Claim
 from newsletter.delivery.links import Links
-from newsletter.delivery.mime import MessageFactory, stuffed
+from newsletter.delivery.mime import MessageFactory
 from newsletter.delivery.transports import OutgoingMessage
+from newsletter.delivery.transports.base import stuffed
 from newsletter.delivery.verp import Verp, make_message_id
 from newsletter.errors import NewsletterError
 

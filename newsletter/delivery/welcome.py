@@ -12,6 +12,7 @@ and staff additions are not welcomed: they did not just sign up.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from newsletter.campaigns.content import WELCOME_SLUG
@@ -34,6 +35,7 @@ def send_welcomes(store: Store, settings: Settings, transport: TransportFactory)
     path = welcome_path(settings)
     if path is None:
         return None
+    started = time.monotonic()
     prepared = prepare(path, settings)
     with store.session() as session:
         record = ledger.find_campaign(session, WELCOME_SLUG)
@@ -42,4 +44,8 @@ def send_welcomes(store: Store, settings: Settings, transport: TransportFactory)
             record = ledger.record_campaign(session, WELCOME_SLUG, prepared.campaign.subject, web_html="")
         owed = queries.welcome_audience(prepared.campaign.audience, since=record.created_at)
         ledger.materialise(session, record, [], who=owed)
+        counts = ledger.counts(session, record)
+    if not counts.pending:
+        # Nobody is owed one: no run, so send-due does not connect to the mail server every time for nothing.
+        return SendReport(WELCOME_SLUG, counts, time.monotonic() - started)
     return service.send(store, prepared, transport=transport)

@@ -23,6 +23,14 @@ from typing import Self
 from newsletter.errors import NewsletterError
 
 _ADDRESS_FORBIDDEN = frozenset("<>\r\n\t ")
+END_OF_DATA = b".\r\n"  # the final dot: wire_form and the message factory end every DATA payload with it
+
+
+def stuffed(piece: bytes) -> bytes:
+    """A piece of a message that starts a line, dot-stuffed for SMTP DATA (RFC 5321 4.5.2)."""
+    if piece.startswith(b"."):
+        piece = b"." + piece
+    return piece.replace(b"\r\n.", b"\r\n..")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ from typing import Literal, Self
 from newsletter.delivery.transports.base import (
     ConnectionLost,
     OutgoingMessage,
-    PermanentFailure,
     SendResult,
     TemporaryFailure,
     Transport,
@@ -43,6 +42,8 @@ from newsletter.delivery.transports.base import (
 )
 from newsletter.delivery.transports.smtp_common import (
     EXPECTED_REPLIES,
+    NotSent,
+    envelope,
     failure,
     local_hostname,
     reply_text,
@@ -56,10 +57,6 @@ DEFAULT_PORTS = {"starttls": 587, "none": 587, "implicit": 465}
 DEFAULT_TIMEOUT = 30.0
 _OPTIONS = frozenset({"tls", "timeout", "cafile", "verify", "local_hostname"})
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-class _NotSent(Exception):
-    """The connection was unusable before any of the message was sent: safe to resend."""
 
 
 class SMTPTransport(Transport):
@@ -263,7 +260,7 @@ class SMTPTransport(Transport):
         if self._smtp is not None:
             try:
                 return self._transaction(self._smtp, message, stale_ok=True)
-            except _NotSent:
+            except NotSent:
                 pass  # the kept-open connection had gone stale (idle timeout); nothing was sent
         return self._transaction(self._connect(), message, stale_ok=False)
 
@@ -273,11 +270,7 @@ class SMTPTransport(Transport):
         With PIPELINING (RFC 2920) the three commands go out in one write and the replies are read
         in order: one round trip instead of three, which is most of the time a message takes.
         """
-        commands = [
-            f"MAIL FROM:<{message.sender}>{self._mail_options(message)}",
-            f"RCPT TO:<{message.recipient}>",
-            "DATA",
-        ]
+        commands = envelope(message, eightbit=self._eightbit, smtputf8=self._smtputf8, where=self.describe())
         if not self._pipelining:
             replies = []
             for command, expected in zip(commands, EXPECTED_REPLIES, strict=True):
@@ -301,15 +294,15 @@ class SMTPTransport(Transport):
         try:
             for (command, code, reply), expected in zip(self._envelope(smtp, message), EXPECTED_REPLIES, strict=False):
                 if code == 421 and stale_ok:
-                    raise _NotSent(reply_text(reply))
+                    raise NotSent(reply_text(reply))
                 if code not in expected:
                     raise self._refused(smtp, code, command, reply)
         except (smtplib.SMTPException, OSError) as exc:
             self._discard()
             if stale_ok:
-                raise _NotSent(_reason(exc)) from exc
+                raise NotSent(_reason(exc)) from exc
             raise TemporaryFailure(None, f"connection to {self.describe()} lost: {_reason(exc)}") from exc
-        except _NotSent:
+        except NotSent:
             self._discard()
             raise
         try:
@@ -342,18 +335,6 @@ class SMTPTransport(Transport):
             except (smtplib.SMTPException, OSError):
                 self._discard()
         return failure(code, f"{command} refused: {reply_text(reply)}")
-
-    def _mail_options(self, message: OutgoingMessage) -> str:
-        options = ""
-        if self._eightbit and not message.data.isascii():
-            options += " BODY=8BITMIME"
-        if not (message.sender.isascii() and message.recipient.isascii()):
-            if not self._smtputf8:
-                raise PermanentFailure(
-                    None, f"{self.describe()} does not support SMTPUTF8, needed for a non-ASCII address"
-                )
-            options += " SMTPUTF8"
-        return options
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
 """What the SMTP transport's two clients share: smtplib for single sends, asyncio for the engine.
 
-Expected replies, how a reply maps to our errors, and the DATA payload's wire form.
+The envelope and its expected replies, how a reply maps to our errors, and the DATA payload's wire form.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ import socket
 import ssl
 
 from newsletter.delivery.transports.base import (
+    END_OF_DATA,
+    OutgoingMessage,
     PermanentFailure,
     TemporaryFailure,
     TransportConfigError,
     TransportError,
+    stuffed,
 )
 
 # The replies that let MAIL, RCPT and DATA go on, in that order.
@@ -35,9 +38,23 @@ def wire_form(data: bytes) -> bytes:
         data = _BARE_EOL.sub(b"\r\n", data)  # bare CR or LF is an SMTP smuggling vector
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    if data.startswith(b"."):
-        data = b"." + data
-    return data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    return stuffed(data) + END_OF_DATA
+
+
+class NotSent(Exception):
+    """The connection was unusable before any of the message was sent: safe to resend."""
+
+
+def envelope(message: OutgoingMessage, *, eightbit: bool, smtputf8: bool, where: str) -> list[str]:
+    """MAIL, RCPT and DATA for ``message``, given whether the server offers 8BITMIME and SMTPUTF8."""
+    options = ""
+    if eightbit and not message.data.isascii():
+        options += " BODY=8BITMIME"
+    if not (message.sender.isascii() and message.recipient.isascii()):
+        if not smtputf8:
+            raise PermanentFailure(None, f"{where} does not support SMTPUTF8, needed for a non-ASCII address")
+        options += " SMTPUTF8"
+    return [f"MAIL FROM:<{message.sender}>{options}", f"RCPT TO:<{message.recipient}>", "DATA"]
 
 
 def failure(code: int, text: str) -> TransportError:

@@ -28,10 +28,10 @@ import ssl
 from typing import Protocol
 
 from newsletter.delivery.transports.base import (
+    END_OF_DATA,
     AsyncConnection,
     ConnectionLost,
     OutgoingMessage,
-    PermanentFailure,
     SendResult,
     TemporaryFailure,
     TransportConfigError,
@@ -39,6 +39,8 @@ from newsletter.delivery.transports.base import (
 )
 from newsletter.delivery.transports.smtp_common import (
     EXPECTED_REPLIES,
+    NotSent,
+    envelope,
     failure,
     local_hostname,
     reply_text,
@@ -146,9 +148,6 @@ class _ReplyReader(asyncio.Protocol):
 
     def timed_out(self, seconds: float) -> None:
         self._fail(_Lost(f"timed out after {seconds:g} s"))
-
-
-_END = b".\r\n"  # the final dot: wire_form and the message factory end every body with it
 
 
 class SMTPConnection(AsyncConnection):
@@ -293,14 +292,8 @@ class SMTPConnection(AsyncConnection):
         return "utf-8" if "smtputf8" in self._extensions else "ascii"
 
     def _envelope(self, message: OutgoingMessage) -> list[str]:
-        options = ""
-        if "8bitmime" in self._extensions and not message.data.isascii():
-            options += " BODY=8BITMIME"
-        if not (message.sender.isascii() and message.recipient.isascii()):
-            if "smtputf8" not in self._extensions:
-                raise PermanentFailure(None, f"{self.where} does not support SMTPUTF8, needed for a non-ASCII address")
-            options += " SMTPUTF8"
-        return [f"MAIL FROM:<{message.sender}>{options}", f"RCPT TO:<{message.recipient}>", "DATA"]
+        extensions = self._extensions
+        return envelope(message, eightbit="8bitmime" in extensions, smtputf8="smtputf8" in extensions, where=self.where)
 
     def _send_envelope(self, commands: list[str]) -> None:
         self._write("".join(f"{command}\r\n" for command in commands).encode(self._command_encoding()))
@@ -315,7 +308,7 @@ class SMTPConnection(AsyncConnection):
         if self._reader is not None:
             try:
                 await self._transaction(message, already_sent=prefetched is message, stale_ok=True)
-            except _Stale:
+            except NotSent:
                 self._discard()  # the kept-open connection had gone (idle timeout); nothing was sent
             else:
                 self._send_body(message)
@@ -329,14 +322,14 @@ class SMTPConnection(AsyncConnection):
         that the message is in flight, and nothing can be delivered before the dot (:meth:`finish`)."""
         data = message.wire or wire_form(message.data)
         try:
-            self._write(memoryview(data)[: -len(_END)])
+            self._write(memoryview(data)[: -len(END_OF_DATA)])
         except (_Lost, OSError) as exc:
             self._discard()
             raise TemporaryFailure(None, f"connection to {self.where} lost: {_why(exc)}") from exc
         self._current = message
 
     async def _transaction(self, message: OutgoingMessage, *, already_sent: bool, stale_ok: bool) -> None:
-        """MAIL, RCPT, DATA and the body; raises _Stale (if ``stale_ok``) when nothing could have been sent."""
+        """MAIL, RCPT, DATA and the body; raises NotSent (if ``stale_ok``) when nothing could have been sent."""
         commands = self._envelope(message)
         replies: list[tuple[str, Reply]] = []
         try:
@@ -353,11 +346,11 @@ class SMTPConnection(AsyncConnection):
         except (_Lost, OSError) as exc:
             self._discard()
             if stale_ok and not replies:
-                raise _Stale(_why(exc)) from exc
+                raise NotSent(_why(exc)) from exc
             raise TemporaryFailure(None, f"connection to {self.where} lost: {_why(exc)}") from exc
         for (command, (code, text)), expected in zip(replies, EXPECTED_REPLIES, strict=False):
             if code == 421 and stale_ok and command.startswith("MAIL"):
-                raise _Stale(reply_text(text))
+                raise NotSent(reply_text(text))
             if code not in expected:
                 await self._refused(replies)
                 raise failure(code, f"{command} refused: {reply_text(text)}")
@@ -380,7 +373,7 @@ class SMTPConnection(AsyncConnection):
         message, self._current = self._current, None
         if message is None:
             raise RuntimeError("finish() without a successful begin()")
-        data = _END
+        data = END_OF_DATA
         # The next message's envelope goes out in the same write as this one's end (PIPELINING):
         # one more wake-up of the server per message would cost more than the envelope's bytes.
         if following is not None and "pipelining" in self._extensions:
@@ -433,10 +426,6 @@ class SMTPConnection(AsyncConnection):
             pass  # saying goodbye is a courtesy
         finally:
             self._discard()
-
-
-class _Stale(Exception):
-    """The connection was unusable before any of the message was sent: safe to resend."""
 
 
 def _why(exc: BaseException) -> str:
