@@ -138,6 +138,9 @@ def test_a_wrong_password_or_no_server_is_a_one_line_error(
         ("imaps://bounces:secret@mail.example.org/INBOX", "no password in the URL"),
         ("imap://bounces@mail.example.org/INBOX?tls=maybe", "tls must be"),
         ("imap://bounces@mail.example.org/INBOX?colour=blue", "unknown option"),
+        ("imap://bounces@mail.example.org/INBOX?timeout=5&timeout=60", "option 'timeout' given twice"),
+        ("imaps://bounces@mail.example.org/INBOX?timeout=0", "timeout must be a positive number"),
+        ("imaps://bounces@mail.example.org/INBOX?timeout=-5", "timeout must be a positive number"),
     ],
 )
 def test_a_bad_mailbox_url_is_a_one_line_error(newsletter: Newsletter, url: str, message: str) -> None:
@@ -145,6 +148,7 @@ def test_a_bad_mailbox_url_is_a_one_line_error(newsletter: Newsletter, url: str,
         "bounces", "fetch", env={"NEWSLETTER_BOUNCE_MAILBOX": url, "NEWSLETTER_IMAP_PASSWORD": "x", **SEND_ENV}
     )
     assert result.exit_code == 1 and message in result.output and "secret" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_send_due_fetches_bounces_first_so_they_count_for_this_run(
