@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +104,6 @@ class FetchReport:
         return {"mailbox": self.mailbox, **self.ingested.as_dict(), "moved": self.moved, "left": len(self.left)}
 
 
-Connect = Callable[[MailboxURL, str], imapclient.IMAPClient]
-
-
 def connect(mailbox: MailboxURL, password: str) -> imapclient.IMAPClient:
     """A logged-in client; every failure is a :class:`MailboxError` with one line to say why."""
     where = mailbox.describe()
@@ -143,31 +139,24 @@ def connect(mailbox: MailboxURL, password: str) -> imapclient.IMAPClient:
     return client
 
 
-def fetch(
-    store: Store,
-    settings: Settings,
-    *,
-    ingestor: Ingestor | None = None,
-    connector: Connect = connect,
-    batch: int = FETCH_BATCH,
-) -> FetchReport:
+def fetch(store: Store, settings: Settings) -> FetchReport:
     """Read the bounce mailbox, ingest what is there, and move what was recognised."""
     if not settings.bounce_mailbox:
         raise ConfigError("bounce_mailbox is not set, e.g. imaps://bounces@mail.harvest.example/INBOX")
     mailbox = MailboxURL.parse(settings.bounce_mailbox, settings)
     if not settings.imap_password:
         raise ConfigError(f"NEWSLETTER_IMAP_PASSWORD is not set; it is the password of {mailbox.describe()}")
-    ingestor = ingestor or Ingestor(store, settings)
+    ingestor = Ingestor(store, settings)
     processed = settings.bounce_processed_folder
     report = FetchReport(mailbox.describe(), IngestReport())
-    client = connector(mailbox, settings.imap_password)
+    client = connect(mailbox, settings.imap_password)
     try:
         client.select_folder(mailbox.folder)
         if not client.folder_exists(processed):
             client.create_folder(processed)
         uids = sorted(client.search("ALL"))
-        for start in range(0, len(uids), batch):
-            chunk = uids[start : start + batch]
+        for start in range(0, len(uids), FETCH_BATCH):
+            chunk = uids[start : start + FETCH_BATCH]
             fetched = client.fetch(chunk, ["BODY.PEEK[]"])
             items = [(uid, fetched[uid][b"BODY[]"]) for uid in chunk if b"BODY[]" in fetched.get(uid, {})]
 

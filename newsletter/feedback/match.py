@@ -65,10 +65,9 @@ class Match:
 class Matcher:
     """Matches readings against the store. Without a secret key, only recipients can match."""
 
-    def __init__(self, secret_key: str, *, window: timedelta = MATCH_WINDOW) -> None:
+    def __init__(self, secret_key: str) -> None:
         self.verp = Verp(secret_key) if secret_key else None
         self.links = Links(secret_key, "") if secret_key else None
-        self.window = window
 
     def match(self, connection: Connection, reading: Reading, now: datetime) -> tuple[Match, Finding | None] | None:
         """The row the reading is about and the finding that concerns its subscriber, or None."""
@@ -122,7 +121,7 @@ class Matcher:
                     if found is not None and found.subscriber_id == subscriber_id:
                         return found
                 latest = connection.execute(
-                    _LATEST, {"subscriber_id": subscriber_id, "since": now - self.window}
+                    _LATEST, {"subscriber_id": subscriber_id, "since": now - MATCH_WINDOW}
                 ).first()
                 if latest is not None:
                     return Match(
