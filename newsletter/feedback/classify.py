@@ -21,8 +21,10 @@ In this order, the first that applies wins:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flufl.bounce import all_failures
@@ -127,14 +129,18 @@ def read(raw: bytes) -> Reading:
         subject=parse.header(message, "subject")[:200],
         sender=parse.address_of(parse.header(message, "from")),
     )
-    for step in (_complaint, _delivery_report, _text_bounce, _auto_reply):
-        if step(message, structure, reading):
-            break
-    else:
+    # A text bounce and the search for its returned headers both read the message's own words.
+    own_words = functools.cache(lambda: parse.report_text(structure))
+    if not (
+        _complaint(message, structure, reading)
+        or _delivery_report(message, structure, reading)
+        or _text_bounce(message, own_words, reading)
+        or _auto_reply(message, structure, reading)
+    ):
         reading.reason = "not a delivery report, complaint or auto-reply: kept for staff to read"
     original = parse.returned_headers(structure)
     if original is None and reading.is_report:
-        original = parse.headers_in(parse.report_text(structure).returned)
+        original = parse.headers_in(own_words().returned)
     _original_references(message, original, reading)
     return reading
 
@@ -185,7 +191,8 @@ def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Re
     failed: list[Finding] = []
     delayed: list[Finding] = []
     other_actions: set[str] = set()
-    for block in parse.field_blocks(part)[1:] or parse.field_blocks(part):
+    blocks = parse.field_blocks(part)
+    for block in blocks[1:] or blocks:
         names = (parse.header(block, "final-recipient"), parse.header(block, "original-recipient"))
         found = tuple(dict.fromkeys(a for a in map(parse.address_of, names) if "@" in a))
         action = parse.header(block, "action").lower()
@@ -221,10 +228,10 @@ def _is_text_bounce(message: parse.Message) -> bool:
     return null_sender and bool(_BOUNCE_SUBJECT.search(parse.header(message, "subject")))
 
 
-def _text_bounce(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
+def _text_bounce(message: parse.Message, own_words: Callable[[], parse.ReportText], reading: Reading) -> bool:
     if not _is_text_bounce(message):
         return False
-    own = parse.report_text(structure).text
+    own = own_words().text
     lowered = own.lower()
     named = _flufl_failures(message) | set(parse.addresses(message, "x-failed-recipients"))
     # Only addresses the bounce's own words name: never one that appears in quoted or returned text.
