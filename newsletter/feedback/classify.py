@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from flufl.bounce import all_failures
 
 from newsletter.delivery.outcomes import Severity, classify, enhanced_status
-from newsletter.feedback import parse
+from newsletter.feedback import parse, records
 from newsletter.store.models import FeedbackKind
 
 SEVERITY_KIND = {
@@ -108,13 +108,7 @@ class Reading:
     @property
     def is_report(self) -> bool:
         """A delivery report or complaint: something that may change a subscriber once matched."""
-        return self.kind in (
-            FeedbackKind.HARD,
-            FeedbackKind.SOFT,
-            FeedbackKind.BLOCKED,
-            FeedbackKind.DELAYED,
-            FeedbackKind.COMPLAINT,
-        )
+        return self.kind in records.REPORT_KINDS
 
 
 def read(raw: bytes) -> Reading:
@@ -158,7 +152,8 @@ def _original_references(message: parse.Message, original: parse.Message | None,
     reading.message_ids = list(dict.fromkeys(i for i in ids if i))
 
 
-def _finish(reading: Reading, findings: list[Finding], fallback: FeedbackKind, reason: str) -> bool:
+def finish(reading: Reading, findings: list[Finding], fallback: FeedbackKind, reason: str) -> bool:
+    """Set the findings, and the reading's kind and reason from the first (else from ``fallback`` and ``reason``)."""
     reading.findings = findings
     reading.kind = findings[0].kind if findings else fallback
     reading.reason = findings[0].reason if findings else reason
@@ -181,7 +176,7 @@ def _complaint(message: parse.Message, structure: parse.Parts, reading: Reading)
     reason = f"a complaint (ARF Feedback-Type: {feedback_type})"
     recipients = parse.addresses(report, "original-rcpt-to")
     findings = [Finding((a,), FeedbackKind.COMPLAINT, reason=reason) for a in recipients]
-    return _finish(reading, findings, FeedbackKind.COMPLAINT, reason)
+    return finish(reading, findings, FeedbackKind.COMPLAINT, reason)
 
 
 def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
@@ -210,7 +205,7 @@ def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Re
         else:
             other_actions.add(action or "none")
     if failed or delayed:
-        return _finish(reading, failed or delayed, FeedbackKind.OTHER, "")
+        return finish(reading, failed or delayed, FeedbackKind.OTHER, "")
     actions = ", ".join(sorted(other_actions)) or "none"
     reading.kind = FeedbackKind.OTHER
     reading.reason = f"a delivery report without failures (Action: {actions})"
@@ -249,7 +244,7 @@ def _text_bounce(message: parse.Message, own_words: Callable[[], parse.ReportTex
         kind = SEVERITY_KIND[outcome.severity]
         findings.append(Finding((address,), kind, outcome.status, diagnostic, f"text bounce; {outcome.reason}"))
     fallback = FeedbackKind.DELAYED if delayed else FeedbackKind.SOFT
-    return _finish(reading, findings, fallback, "a bounce that names no address it failed for")
+    return finish(reading, findings, fallback, "a bounce that names no address it failed for")
 
 
 def _flufl_failures(message: parse.Message) -> set[str]:
