@@ -257,9 +257,8 @@ class Ingestor:
             return None
         if kind is FeedbackKind.SOFT:
             window = settings.soft_bounce_window
+            # Below the limit service.soft_bounce changes nothing: the bounce is recorded, and counted next time.
             count = records.soft_bounces_in_window(session.connection(), bounce.subscriber_id, window)
-            if not service.soft_bounces_suppress(count, settings.soft_bounce_limit):
-                return None  # recorded, and counted the next time
         # Loaded with the batch; no autoflush: the batch's changes are written together at commit.
         with session.no_autoflush:
             subscriber = session.get(Subscriber, bounce.subscriber_id)
