@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
 
 from newsletter.store.engine import open_store
-from newsletter.store.models import Source
+from newsletter.store.models import OutboxRow, OutboxState, Source, StartedCampaign
 from newsletter.subscribers import service
 from newsletter.subscribers.service import ConsentInfo
 from tests.conftest import Newsletter
@@ -186,6 +187,28 @@ def test_the_whole_flow(
     assert back.exit_code == 0 and json.loads(back.output)["status"] == "confirmed"
 
 
+def test_a_complaint_rate_between_the_gmail_lines_is_a_warning(
+    newsletter: Newsletter, database_url: str, sent_campaign: tuple[list[str], dict[str, Sent]], tmp_path: Path
+) -> None:
+    emails, sent = sent_campaign
+    store = open_store(database_url)
+    with store.session() as session:
+        # 492 more sent messages make the 8 sent ones 500: one complaint is then 0.2%.
+        campaign_id = session.scalars(select(StartedCampaign.id).where(StartedCampaign.slug == "faq")).one()
+        session.execute(insert(OutboxRow), [{"campaign_id": campaign_id, "state": OutboxState.SENT.value}] * 492)
+        service.unsubscribe(session, service.get(session, emails[1]), actor="web", via="one-click", campaign="faq")
+    store.dispose()
+    maildir = write_maildir(tmp_path / "Maildir", [arf(sent[emails[0]])])
+    assert newsletter("bounces", "ingest", str(maildir), env=ENV).exit_code == 0
+
+    result = newsletter("campaign", "report", "faq", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["sent"], report["complaints"], report["unsubscribes"]) == (500, 1, 1)
+    assert report["complaint_rate"] == pytest.approx(0.002) and report["complaint_level"] == "warning"
+    assert report["thresholds"] == {"gmail_recommended": 0.001, "gmail_limit": 0.003}
+
+
 def test_standard_input_as_a_pipe_transport_hands_it_over(
     newsletter: Newsletter, database_url: str, sent_campaign: tuple[list[str], dict[str, Sent]]
 ) -> None:
@@ -230,3 +253,24 @@ def test_files_and_mbox_files_are_read_and_bad_input_exits_1(
 def test_a_report_for_a_campaign_never_sent_is_a_one_line_error(newsletter: Newsletter) -> None:
     result = newsletter("campaign", "report", "nothing-here")
     assert result.exit_code == 1 and "has not been sent" in result.output and "Traceback" not in result.output
+
+
+def test_bounces_list_for_one_campaign_shows_only_that_campaigns_bounces(
+    newsletter: Newsletter, project: Path, sent_campaign: tuple[list[str], dict[str, Sent]], tmp_path: Path
+) -> None:
+    emails, first = sent_campaign
+    write_campaign(project, "later", FAQ_CAMPAIGN.replace("subject: Can I", "subject: Again, can I"))
+    sent = newsletter("campaign", "send", "later", "--transport", "file:later-outbox/", "--yes", env=ENV)
+    assert sent.exit_code == 0, sent.output
+    later = {s.to: s for s in map(Sent.from_file, (project / "later-outbox").glob("*.eml"))}
+    maildir = write_maildir(tmp_path / "Maildir", [dsn(first[emails[0]]), dsn(later[emails[1]]), arf(later[emails[2]])])
+    assert newsletter("bounces", "ingest", str(maildir), env=ENV).exit_code == 0
+
+    def listed(*campaign: str) -> list[tuple[str, str, str]]:
+        result = newsletter("bounces", "list", *campaign, "--json")
+        assert result.exit_code == 0, result.output
+        return sorted((r["campaign"], r["subscriber"], r["kind"]) for r in json.loads(result.output))
+
+    assert listed("--campaign", "faq") == [("faq", emails[0], "hard")]
+    assert listed("--campaign", "later") == [("later", emails[1], "hard"), ("later", emails[2], "complaint")]
+    assert len(listed()) == 3

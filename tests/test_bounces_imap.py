@@ -116,6 +116,28 @@ def test_fetch_moves_what_it_recognised_and_leaves_the_rest_unread(
     assert contents(client, folder) == left
 
 
+def test_without_a_processed_folder_setting_recognised_messages_go_to_processed(
+    newsletter: Newsletter,
+    project: Path,
+    database_url: str,
+    imap_server: ImapServer,
+    mailbox: tuple[imapclient.IMAPClient, str],
+) -> None:
+    client, folder = mailbox
+    emails, by_to = send_campaign(newsletter, project, database_url, 1, SEND_ENV)
+    for data in (dsn(by_to[emails[0]]), UNRELATED):
+        client.append(folder, data.replace(b"\n", b"\r\n"))
+    before = contents(client, folder)
+    run_env = {k: v for k, v in env(imap_server, folder).items() if k != "NEWSLETTER_BOUNCE_PROCESSED_FOLDER"}
+    result = newsletter("bounces", "fetch", "--json", env=run_env)
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.output)["moved"], json.loads(result.output)["left"]) == (1, 1)
+    left = contents(client, folder)
+    assert len(left) == 1 and "<catalogue.2026@supplier.example.com>" in left
+    # Other tests' runs file into the same Processed folder: look for this one's bounce only.
+    assert set(before) - set(left) <= set(contents(client, "Processed"))
+
+
 def test_a_wrong_password_or_no_server_is_a_one_line_error(
     newsletter: Newsletter, imap_server: ImapServer, mailbox: tuple[imapclient.IMAPClient, str]
 ) -> None:
@@ -138,6 +160,9 @@ def test_a_wrong_password_or_no_server_is_a_one_line_error(
         ("imaps://bounces:secret@mail.example.org/INBOX", "no password in the URL"),
         ("imap://bounces@mail.example.org/INBOX?tls=maybe", "tls must be"),
         ("imap://bounces@mail.example.org/INBOX?colour=blue", "unknown option"),
+        ("imap://bounces@mail.example.org/INBOX?timeout=5&timeout=60", "option 'timeout' given twice"),
+        ("imaps://bounces@mail.example.org/INBOX?timeout=0", "timeout must be a positive number"),
+        ("imaps://bounces@mail.example.org/INBOX?timeout=-5", "timeout must be a positive number"),
     ],
 )
 def test_a_bad_mailbox_url_is_a_one_line_error(newsletter: Newsletter, url: str, message: str) -> None:
@@ -145,6 +170,7 @@ def test_a_bad_mailbox_url_is_a_one_line_error(newsletter: Newsletter, url: str,
         "bounces", "fetch", env={"NEWSLETTER_BOUNCE_MAILBOX": url, "NEWSLETTER_IMAP_PASSWORD": "x", **SEND_ENV}
     )
     assert result.exit_code == 1 and message in result.output and "secret" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_send_due_fetches_bounces_first_so_they_count_for_this_run(

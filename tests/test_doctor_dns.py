@@ -37,6 +37,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]
         "good": rsa_key(folder, 2048, "good"),
         "other": rsa_key(folder, 2048, "other"),
         "short": rsa_key(folder, 1024, "short"),
+        "too-short": rsa_key(folder, 512, "too-short"),
     }
 
 
@@ -186,6 +187,12 @@ def test_a_short_dkim_key_is_a_warning(project: Path, keys: dict[str, tuple[Path
     checks = run_dkim(project, *keys["short"])
     assert checks["dkim.key_match"].status is Status.OK
     assert checks["dkim.key_size"].status is Status.WARN and "1024 bits" in checks["dkim.key_size"].message
+
+
+def test_a_dkim_key_under_1024_bits_fails(project: Path, keys: dict[str, tuple[Path, str]]) -> None:
+    checks = run_dkim(project, *keys["too-short"])
+    assert checks["dkim.key_match"].status is Status.OK
+    assert checks["dkim.key_size"].status is Status.FAIL and "512 bits" in checks["dkim.key_size"].message
 
 
 def test_a_revoked_dkim_key(project: Path, keys: dict[str, tuple[Path, str]]) -> None:

@@ -8,7 +8,7 @@
 - ``transport``: the SMTP relay (connect, EHLO, STARTTLS and its certificate, AUTH, SIZE) and
   ``--send-test``.
 - ``content``: the campaign messages as built (List-Unsubscribe, List-Unsubscribe-Post) and the From domain.
-- ``list_health``: complaint and hard-bounce rates over the last 30 days, and ``LIST_CHECKS``, the
+- ``list_health``: complaint and bounce rates over the last 30 days, and ``LIST_CHECKS``, the
   hook where other list checks join.
 
 May import: ``newsletter.delivery``, ``newsletter.campaigns``, ``newsletter.subscribers``,

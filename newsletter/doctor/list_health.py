@@ -1,7 +1,7 @@
-"""The list's standing with receivers: complaint and hard-bounce rates over the last 30 days.
+"""The list's standing with receivers: complaint and bounce rates over the last 30 days.
 
-Rates are events over messages: complaints and hard bounces are the ``complained`` and ``bounced``
-events that :mod:`newsletter.subscribers.service` logs (whoever reports them: the delivery engine's
+Rates are events over messages: complaints and bounces are the ``complained`` and ``bounced``
+events (a ``bounced`` event is a hard bounce or soft bounces past their limit) that :mod:`newsletter.subscribers.service` logs (whoever reports them: the delivery engine's
 5xx replies, the bounce processor), and messages are outbox rows sent in the same window.
 
 :data:`LIST_CHECKS` is the hook where further list checks join, each a function of a read-only
@@ -19,14 +19,13 @@ from sqlalchemy.orm import Session
 
 from newsletter.doctor.report import Check, fail, ok, warn
 from newsletter.errors import NewsletterError
-from newsletter.feedback.report import blocked_since
+from newsletter.feedback.report import GMAIL_LIMIT, GMAIL_RECOMMENDED, blocked_since
 from newsletter.store.engine import Store
 from newsletter.store.models import Event, EventKind, OutboxRow, OutboxState, utcnow
 
 WINDOW = timedelta(days=30)
-# Gmail's and Yahoo's sender rules: keep spam complaints under 0.1%, never reach 0.3%.
-COMPLAINT_WARN, COMPLAINT_FAIL = 0.001, 0.003
-# Hard bounces: mailbox providers publish no figure; 2% and 5% are where the large ESPs (e.g.
+# Complaints are held to Gmail's and Yahoo's sender rules (GMAIL_RECOMMENDED, GMAIL_LIMIT).
+# Bounces: mailbox providers publish no figure; 2% and 5% are where the large ESPs (e.g.
 # Amazon SES's review at 5%) start to act on a sender.
 BOUNCE_WARN, BOUNCE_FAIL = 0.02, 0.05
 
@@ -64,26 +63,26 @@ def _rate_check(
     return ok(check_id, f"{message} (keep it under {warn_at:.1%}).")
 
 
-def complaint_rate(session: Session, since: datetime) -> Iterable[Check]:
+def sent_rates(session: Session, since: datetime) -> Iterable[Check]:
+    """Complaints and bounces over the same count of messages sent."""
+    sent = sent_since(session, since)
     yield _rate_check(
         "list.complaint_rate",
         "complaint rate",
         "complaints",
         events_since(session, EventKind.COMPLAINED, since),
-        sent_since(session, since),
-        (COMPLAINT_WARN, COMPLAINT_FAIL),
+        sent,
+        (GMAIL_RECOMMENDED, GMAIL_LIMIT),
         "Send only to people who confirmed recently, say in the first lines who is writing and why they get it, "
         "and keep the unsubscribe link easy to find; Gmail and Yahoo junk or refuse mail above 0.3%.",
     )
-
-
-def hard_bounce_rate(session: Session, since: datetime) -> Iterable[Check]:
+    # A ``bounced`` event is any bounce suppression: a hard bounce, or soft bounces past their limit.
     yield _rate_check(
         "list.bounce_rate",
-        "hard-bounce rate",
-        "hard bounces",
+        "bounce rate",
+        "bounced subscribers",
         events_since(session, EventKind.BOUNCED, since),
-        sent_since(session, since),
+        sent,
         (BOUNCE_WARN, BOUNCE_FAIL),
         "Import only addresses that confirmed (double opt-in), and remove old lists; bounced addresses are "
         "already suppressed.",
@@ -106,7 +105,7 @@ def blocked_refusals(session: Session, since: datetime) -> Iterable[Check]:
 
 
 # The list checks, in order; each is a function of a read-only session and the start of the window.
-LIST_CHECKS: list[ListCheck] = [complaint_rate, hard_bounce_rate, blocked_refusals]
+LIST_CHECKS: list[ListCheck] = [sent_rates, blocked_refusals]
 
 
 def list_health_checks(open_store: Callable[[], Store], now: datetime | None = None) -> list[Check]:

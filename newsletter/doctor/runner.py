@@ -12,10 +12,8 @@ well within 30 s even when no server answers. A ``--send-test`` message is sent 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
 
 from newsletter.config import Settings
-from newsletter.delivery.transports import TransportFactory
 from newsletter.doctor import content, dkim, dmarc, mx, spf, transport
 from newsletter.doctor.domains import envelope_domain, from_domain
 from newsletter.doctor.list_health import list_health_checks
@@ -73,14 +71,11 @@ def run_doctor(
     *,
     open_store: Callable[[], Store] | None = None,
     send_test: str | None = None,
-    transport_for_test: TransportFactory | None = None,
-    deadline: Deadline | None = None,
-    now: datetime | None = None,
     progress: Progress | None = None,
 ) -> DoctorReport:
     """Check the setup in force. Bad input (``dns_servers``, the ``send_test`` address) raises
     before anything is checked; everything else becomes a check in the report."""
-    deadline = deadline or Deadline(DEADLINE)
+    deadline = Deadline(DEADLINE)
     recipient = normalise_address(send_test).email if send_test is not None else None
     resolver = Resolver(settings.dns_servers, Deadline(deadline.cap(DNS_BUDGET)))
     say = progress or (lambda _: None)
@@ -93,9 +88,9 @@ def run_doctor(
     report.checks += transport.transport_checks(settings, deadline, largest_message=built.largest)
     if recipient is not None:
         say(f"Sending a test message to {recipient}...")
-        report.checks.append(transport.send_test_message(settings, recipient, transport_for_test))
+        report.checks.append(transport.send_test_message(settings, recipient))
     report.checks += [content.unsubscribe_check(built, settings), content.from_domain_check(settings)]
     if open_store is not None:
         say("Reading the last 30 days of sends, complaints and bounces...")
-        report.checks += list_health_checks(open_store, now)
+        report.checks += list_health_checks(open_store)
     return report

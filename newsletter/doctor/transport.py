@@ -27,7 +27,6 @@ from newsletter.delivery.transports import (
     OutgoingMessage,
     TransportContext,
     TransportError,
-    TransportFactory,
     transport_factory,
 )
 from newsletter.delivery.transports.smtp import SMTPTransport
@@ -346,12 +345,12 @@ def build_test_message(settings: Settings, recipient: str) -> OutgoingMessage:
     return OutgoingMessage(envelope_sender(settings), recipient, data, message_id)
 
 
-def send_test_message(settings: Settings, recipient: str, transport: TransportFactory | None = None) -> Check:
-    """Send :func:`build_test_message` to ``recipient`` through ``transport`` (default: the ``transport``
-    setting's); the outcome as a check."""
+def send_test_message(settings: Settings, recipient: str) -> Check:
+    """Send :func:`build_test_message` to ``recipient`` through the ``transport`` setting's transport; the
+    outcome as a check."""
     try:
         message = build_test_message(settings, recipient)
-        with (transport or transport_factory(settings))() as opened:
+        with transport_factory(settings)() as opened:
             result = opened.send(message)
             where = opened.describe()
     except (TransportError, NewsletterError) as exc:

@@ -21,14 +21,16 @@ In this order, the first that applies wins:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flufl.bounce import all_failures
 
 from newsletter.delivery.outcomes import Severity, classify, enhanced_status
-from newsletter.feedback import parse
+from newsletter.feedback import parse, records
 from newsletter.store.models import FeedbackKind
 
 SEVERITY_KIND = {
@@ -106,13 +108,7 @@ class Reading:
     @property
     def is_report(self) -> bool:
         """A delivery report or complaint: something that may change a subscriber once matched."""
-        return self.kind in (
-            FeedbackKind.HARD,
-            FeedbackKind.SOFT,
-            FeedbackKind.BLOCKED,
-            FeedbackKind.DELAYED,
-            FeedbackKind.COMPLAINT,
-        )
+        return self.kind in records.REPORT_KINDS
 
 
 def read(raw: bytes) -> Reading:
@@ -127,14 +123,18 @@ def read(raw: bytes) -> Reading:
         subject=parse.header(message, "subject")[:200],
         sender=parse.address_of(parse.header(message, "from")),
     )
-    for step in (_complaint, _delivery_report, _text_bounce, _auto_reply):
-        if step(message, structure, reading):
-            break
-    else:
+    # A text bounce and the search for its returned headers both read the message's own words.
+    own_words = functools.cache(lambda: parse.report_text(structure))
+    if not (
+        _complaint(message, structure, reading)
+        or _delivery_report(message, structure, reading)
+        or _text_bounce(message, own_words, reading)
+        or _auto_reply(message, structure, reading)
+    ):
         reading.reason = "not a delivery report, complaint or auto-reply: kept for staff to read"
     original = parse.returned_headers(structure)
     if original is None and reading.is_report:
-        original = parse.headers_in(parse.report_text(structure).returned)
+        original = parse.headers_in(own_words().returned)
     _original_references(message, original, reading)
     return reading
 
@@ -152,7 +152,8 @@ def _original_references(message: parse.Message, original: parse.Message | None,
     reading.message_ids = list(dict.fromkeys(i for i in ids if i))
 
 
-def _finish(reading: Reading, findings: list[Finding], fallback: FeedbackKind, reason: str) -> bool:
+def finish(reading: Reading, findings: list[Finding], fallback: FeedbackKind, reason: str) -> bool:
+    """Set the findings, and the reading's kind and reason from the first (else from ``fallback`` and ``reason``)."""
     reading.findings = findings
     reading.kind = findings[0].kind if findings else fallback
     reading.reason = findings[0].reason if findings else reason
@@ -175,7 +176,7 @@ def _complaint(message: parse.Message, structure: parse.Parts, reading: Reading)
     reason = f"a complaint (ARF Feedback-Type: {feedback_type})"
     recipients = parse.addresses(report, "original-rcpt-to")
     findings = [Finding((a,), FeedbackKind.COMPLAINT, reason=reason) for a in recipients]
-    return _finish(reading, findings, FeedbackKind.COMPLAINT, reason)
+    return finish(reading, findings, FeedbackKind.COMPLAINT, reason)
 
 
 def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
@@ -185,7 +186,8 @@ def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Re
     failed: list[Finding] = []
     delayed: list[Finding] = []
     other_actions: set[str] = set()
-    for block in parse.field_blocks(part)[1:] or parse.field_blocks(part):
+    blocks = parse.field_blocks(part)
+    for block in blocks[1:] or blocks:
         names = (parse.header(block, "final-recipient"), parse.header(block, "original-recipient"))
         found = tuple(dict.fromkeys(a for a in map(parse.address_of, names) if "@" in a))
         action = parse.header(block, "action").lower()
@@ -203,7 +205,7 @@ def _delivery_report(message: parse.Message, structure: parse.Parts, reading: Re
         else:
             other_actions.add(action or "none")
     if failed or delayed:
-        return _finish(reading, failed or delayed, FeedbackKind.OTHER, "")
+        return finish(reading, failed or delayed, FeedbackKind.OTHER, "")
     actions = ", ".join(sorted(other_actions)) or "none"
     reading.kind = FeedbackKind.OTHER
     reading.reason = f"a delivery report without failures (Action: {actions})"
@@ -221,10 +223,10 @@ def _is_text_bounce(message: parse.Message) -> bool:
     return null_sender and bool(_BOUNCE_SUBJECT.search(parse.header(message, "subject")))
 
 
-def _text_bounce(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:
+def _text_bounce(message: parse.Message, own_words: Callable[[], parse.ReportText], reading: Reading) -> bool:
     if not _is_text_bounce(message):
         return False
-    own = parse.report_text(structure).text
+    own = own_words().text
     lowered = own.lower()
     named = _flufl_failures(message) | set(parse.addresses(message, "x-failed-recipients"))
     # Only addresses the bounce's own words name: never one that appears in quoted or returned text.
@@ -242,7 +244,7 @@ def _text_bounce(message: parse.Message, structure: parse.Parts, reading: Readin
         kind = SEVERITY_KIND[outcome.severity]
         findings.append(Finding((address,), kind, outcome.status, diagnostic, f"text bounce; {outcome.reason}"))
     fallback = FeedbackKind.DELAYED if delayed else FeedbackKind.SOFT
-    return _finish(reading, findings, fallback, "a bounce that names no address it failed for")
+    return finish(reading, findings, fallback, "a bounce that names no address it failed for")
 
 
 def _flufl_failures(message: parse.Message) -> set[str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import imapclient
 from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 
 from newsletter.config import Settings
+from newsletter.delivery.transports.base import TransportConfigError, query_options, safe_url
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.feedback.ingest import Ingestor, IngestReport
 from newsletter.store.engine import Store
@@ -55,7 +55,7 @@ class MailboxURL:
     cafile: Path | None = None
 
     @classmethod
-    def parse(cls, url: str, base_dir: Path) -> MailboxURL:
+    def parse(cls, url: str, settings: Settings) -> MailboxURL:
         parts = urllib.parse.urlsplit(url)
         shown = f"bounce_mailbox {parts._replace(netloc=parts.hostname or '', query='').geturl()!r}"
         if parts.scheme not in ("imap", "imaps"):
@@ -65,24 +65,24 @@ class MailboxURL:
         if not parts.hostname or not parts.username:
             raise ConfigError(f"{shown}: needs a user and a host, e.g. imaps://bounces@mail.example.org/INBOX")
         try:
-            options = dict(urllib.parse.parse_qsl(parts.query, strict_parsing=bool(parts.query)))
+            options = query_options(parts, ("tls", "timeout", "cafile"))
+        except TransportConfigError as exc:
+            # The same refusals as a transport URL's (unknown or repeated options), worded for this setting.
+            raise ConfigError(f"{shown}: {str(exc).removeprefix(f'{safe_url(parts)}: ')}") from None
+        try:
             port = parts.port
         except ValueError:
-            raise ConfigError(f"{shown}: malformed port or options") from None
-        unknown = set(options) - {"tls", "timeout", "cafile"}
-        if unknown:
-            raise ConfigError(f"{shown}: unknown option(s) {', '.join(sorted(unknown))} (known: tls, timeout, cafile)")
+            raise ConfigError(f"{shown}: malformed port") from None
         tls = "implicit" if parts.scheme == "imaps" else options.get("tls", "starttls")
         if tls not in _PORTS or (parts.scheme == "imaps" and "tls" in options):
             raise ConfigError(f"{shown}: tls must be starttls or none (imaps:// is always TLS)")
         try:
             timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+            if not timeout > 0:
+                raise ValueError
         except ValueError:
-            raise ConfigError(f"{shown}: timeout must be a number of seconds") from None
-        cafile = None
-        if "cafile" in options:
-            cafile = Path(options["cafile"]).expanduser()
-            cafile = cafile if cafile.is_absolute() else base_dir / cafile
+            raise ConfigError(f"{shown}: timeout must be a positive number of seconds") from None
+        cafile = settings.resolve_path(options["cafile"]) if "cafile" in options else None
         folder = urllib.parse.unquote(parts.path.strip("/")) or "INBOX"
         return cls(
             parts.hostname, port or _PORTS[tls], tls, urllib.parse.unquote(parts.username), folder, timeout, cafile
@@ -102,9 +102,6 @@ class FetchReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"mailbox": self.mailbox, **self.ingested.as_dict(), "moved": self.moved, "left": len(self.left)}
-
-
-Connect = Callable[[MailboxURL, str], imapclient.IMAPClient]
 
 
 def connect(mailbox: MailboxURL, password: str) -> imapclient.IMAPClient:
@@ -142,31 +139,24 @@ def connect(mailbox: MailboxURL, password: str) -> imapclient.IMAPClient:
     return client
 
 
-def fetch(
-    store: Store,
-    settings: Settings,
-    *,
-    ingestor: Ingestor | None = None,
-    connector: Connect = connect,
-    batch: int = FETCH_BATCH,
-) -> FetchReport:
+def fetch(store: Store, settings: Settings) -> FetchReport:
     """Read the bounce mailbox, ingest what is there, and move what was recognised."""
     if not settings.bounce_mailbox:
         raise ConfigError("bounce_mailbox is not set, e.g. imaps://bounces@mail.harvest.example/INBOX")
-    mailbox = MailboxURL.parse(settings.bounce_mailbox, settings.project_dir)
+    mailbox = MailboxURL.parse(settings.bounce_mailbox, settings)
     if not settings.imap_password:
         raise ConfigError(f"NEWSLETTER_IMAP_PASSWORD is not set; it is the password of {mailbox.describe()}")
-    ingestor = ingestor or Ingestor(store, settings)
+    ingestor = Ingestor(store, settings)
     processed = settings.bounce_processed_folder
     report = FetchReport(mailbox.describe(), IngestReport())
-    client = connector(mailbox, settings.imap_password)
+    client = connect(mailbox, settings.imap_password)
     try:
         client.select_folder(mailbox.folder)
         if not client.folder_exists(processed):
             client.create_folder(processed)
         uids = sorted(client.search("ALL"))
-        for start in range(0, len(uids), batch):
-            chunk = uids[start : start + batch]
+        for start in range(0, len(uids), FETCH_BATCH):
+            chunk = uids[start : start + FETCH_BATCH]
             fetched = client.fetch(chunk, ["BODY.PEEK[]"])
             items = [(uid, fetched[uid][b"BODY[]"]) for uid in chunk if b"BODY[]" in fetched.get(uid, {})]
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.feedback import records
 from newsletter.feedback.classify import Reading, read
-from newsletter.feedback.match import Matcher
+from newsletter.feedback.match import MATCH_WINDOW, Matcher
 from newsletter.store.engine import Store
 from newsletter.store.models import FeedbackKind, StartedCampaign, Status, Subscriber, utcnow
 from newsletter.subscribers import service
@@ -127,12 +127,11 @@ class Ingestor:
         source: str,
         *,
         on_batch: Callable[[list[tuple[K, Ingested]]], None] | None = None,
-        batch: int = BATCH,
     ) -> IngestReport:
         """Ingest ``(label, raw bytes)`` pairs. ``on_batch`` sees each batch's results once committed."""
         report = IngestReport()
         iterator = iter(messages)
-        while chunk := list(itertools.islice(iterator, batch)):
+        while chunk := list(itertools.islice(iterator, BATCH)):
             readings: list[tuple[K, bytes, Reading]] = []
             for label, raw in chunk:
                 try:
@@ -218,7 +217,9 @@ class Ingestor:
         recipient = finding.address if finding is not None else None
         reason = finding.reason if finding else reading.reason
         if match is None and reading.is_report:
-            reason += "; unmatched: it names no one we mailed in the last 30 days, so it changes nothing"
+            reason += (
+                f"; unmatched: it names no one we mailed in the last {MATCH_WINDOW.days} days, so it changes nothing"
+            )
         bounce = BounceRecord(
             key=reading.key,
             received_at=now,
@@ -256,9 +257,8 @@ class Ingestor:
             return None
         if kind is FeedbackKind.SOFT:
             window = settings.soft_bounce_window
+            # Below the limit service.soft_bounce changes nothing: the bounce is recorded, and counted next time.
             count = records.soft_bounces_in_window(session.connection(), bounce.subscriber_id, window)
-            if not service.soft_bounces_suppress(count, settings.soft_bounce_limit):
-                return None  # recorded, and counted the next time
         # Loaded with the batch; no autoflush: the batch's changes are written together at commit.
         with session.no_autoflush:
             subscriber = session.get(Subscriber, bounce.subscriber_id)

@@ -65,15 +65,16 @@ class Match:
 class Matcher:
     """Matches readings against the store. Without a secret key, only recipients can match."""
 
-    def __init__(self, secret_key: str, *, window: timedelta = MATCH_WINDOW) -> None:
+    def __init__(self, secret_key: str) -> None:
         self.verp = Verp(secret_key) if secret_key else None
         self.links = Links(secret_key, "") if secret_key else None
-        self.window = window
 
     def match(self, connection: Connection, reading: Reading, now: datetime) -> tuple[Match, Finding | None] | None:
         """The row the reading is about and the finding that concerns its subscriber, or None."""
-        found = self._by_verp(connection, reading) or self._by_recipient(connection, reading, now)
-        found = found or self._by_message_id(connection, reading)
+        found = self._by_verp(connection, reading)
+        if found is None:
+            ours = self._our_rows(reading)
+            found = self._by_recipient(connection, reading, ours, now) or self._by_message_id(connection, ours)
         if found is None:
             return None
         return found, _finding_for(reading, found.email_key)
@@ -99,14 +100,16 @@ class Matcher:
         ids = (read_message_id(self.links, message_id) for message_id in reading.message_ids)
         return [found for found in ids if found is not None]
 
-    def _by_message_id(self, connection: Connection, reading: Reading) -> Match | None:
-        for campaign_id, outbox_id in self._our_rows(reading):
+    def _by_message_id(self, connection: Connection, ours: list[tuple[int, int]]) -> Match | None:
+        for campaign_id, outbox_id in ours:
             found = self._row(connection, outbox_id, "message-id", campaign_id)
             if found is not None:
                 return found
         return None
 
-    def _by_recipient(self, connection: Connection, reading: Reading, now: datetime) -> Match | None:
+    def _by_recipient(
+        self, connection: Connection, reading: Reading, ours: list[tuple[int, int]], now: datetime
+    ) -> Match | None:
         for finding in reading.findings:
             for address in finding.addresses:
                 key = _key(address)
@@ -117,12 +120,12 @@ class Matcher:
                     continue
                 subscriber_id = subscriber.id
                 # The returned Message-ID, when it is ours and theirs, says which campaign exactly.
-                for campaign_id, outbox_id in self._our_rows(reading):
+                for campaign_id, outbox_id in ours:
                     found = self._row(connection, outbox_id, "final-recipient", campaign_id)
                     if found is not None and found.subscriber_id == subscriber_id:
                         return found
                 latest = connection.execute(
-                    _LATEST, {"subscriber_id": subscriber_id, "since": now - self.window}
+                    _LATEST, {"subscriber_id": subscriber_id, "since": now - MATCH_WINDOW}
                 ).first()
                 if latest is not None:
                     return Match(

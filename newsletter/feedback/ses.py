@@ -22,7 +22,7 @@ from typing import Any
 
 from newsletter.delivery.outcomes import classify
 from newsletter.errors import InputError
-from newsletter.feedback.classify import DIAGNOSTIC_LIMIT, SEVERITY_KIND, Finding, Reading
+from newsletter.feedback.classify import DIAGNOSTIC_LIMIT, SEVERITY_KIND, Finding, Reading, finish
 from newsletter.store.models import FeedbackKind
 
 _CONTENT_REJECTIONS = frozenset({"MessageTooLarge", "ContentRejected", "AttachmentRejected"})
@@ -66,16 +66,17 @@ def _reading(
         str(h.get("value", "")) for h in headers if isinstance(h, dict) and str(h.get("name")).lower() == "message-id"
     ]
     subject = str(common.get("subject") or "")[:200]
-    return Reading(
+    reading = Reading(
         key=hashlib.sha256(key_source.encode()).hexdigest(),
-        kind=findings[0].kind if findings else kind,
-        reason=findings[0].reason if findings else reason,
-        findings=findings,
+        kind=kind,
+        reason=reason,
         envelope=[str(mail["source"])] if mail.get("source") else [],
         message_ids=list(dict.fromkeys(m for m in message_ids if m)),
         subject=subject,
         sender="Amazon SES",
     )
+    finish(reading, findings, kind, reason)
+    return reading
 
 
 def _recipients(event: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:

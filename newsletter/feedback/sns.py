@@ -82,10 +82,9 @@ def _check_sns_url(url: str, what: str) -> urllib.parse.SplitResult:
 class SnsVerifier:
     """Checks SNS messages for a set of topics. Thread-safe; keep one per process (it caches)."""
 
-    def __init__(self, topics: set[str], *, fetch: Fetch = fetch_https, max_age: timedelta = MAX_AGE) -> None:
+    def __init__(self, topics: set[str], *, fetch: Fetch = fetch_https) -> None:
         self.topics = topics
         self.fetch = fetch
-        self.max_age = max_age
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._lock = threading.Lock()
 
@@ -112,7 +111,7 @@ class SnsVerifier:
         except InvalidSignature:
             raise SnsRefused("the signature does not match") from None
         sent = _timestamp(message)
-        if now - sent > self.max_age or sent - now > timedelta(minutes=5):
+        if now - sent > MAX_AGE or sent - now > timedelta(minutes=5):
             raise SnsRefused(f"the message is from {sent.isoformat()}, outside the accepted window")
 
     def _key(self, url: str, now: datetime) -> rsa.RSAPublicKey:

@@ -9,9 +9,7 @@ the same door as a returned email, and is recorded once however often it is deli
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, InputError
@@ -39,14 +37,12 @@ class SesWebhook:
         settings: Settings,
         *,
         fetch: Fetch = fetch_https,
-        now: Callable[[], datetime] = utcnow,
     ) -> None:
         topics = {t.strip() for t in settings.ses_topic_arns.split(",") if t.strip()}
         self.enabled = bool(topics)
         self.verifier = SnsVerifier(topics, fetch=fetch)
-        self.ingestor = Ingestor(store, settings, now=now)
+        self.ingestor = Ingestor(store, settings)
         self.store = store
-        self.now = now
 
     def handle(self, body: bytes) -> WebhookResult:
         if not self.enabled:
@@ -59,7 +55,7 @@ class SesWebhook:
             raise InputError("the body is not an SNS message (not JSON)") from None
         if not isinstance(message, dict):
             raise InputError("the body is not an SNS message")
-        self.verifier.verify(message, self.now())
+        self.verifier.verify(message, utcnow())
         kind = message["Type"]
         if kind == "SubscriptionConfirmation":
             self.verifier.confirm_subscription(message)
