@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from playwright.sync_api import Browser, expect
 
 from newsletter.campaigns.preview import Preview, PreviewState, build_preview, is_loopback_host, make_server
+from newsletter.campaigns.scaffold import scaffold_campaign
 from newsletter.cli import cli
 from newsletter.config import Settings
 from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
@@ -92,6 +93,13 @@ def test_a_failed_build_is_shown_not_raised() -> None:
 )
 def test_only_loopback_names_are_answered(host: str | None, allowed: bool) -> None:
     assert is_loopback_host(host) is allowed
+
+
+def test_a_fresh_scaffold_previews_with_its_placeholders_as_warnings(settings: Settings, project: Path) -> None:
+    """The preview looks at a draft: text left for staff to replace is to be seen, not a refusal."""
+    write_campaign(project, "winter", scaffold_campaign("winter", faqs=["Does insurance cover therapy?"]))
+    placeholders = [f for f in build_preview("winter", settings).findings if f.check == "scaffold.placeholder"]
+    assert placeholders and {f.severity for f in placeholders} == {"warning"}
 
 
 def test_a_rebound_name_gets_no_campaign(settings: Settings, project: Path) -> None:

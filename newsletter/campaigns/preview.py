@@ -88,7 +88,7 @@ def build_preview(ref: str | Path, settings: Settings) -> Preview:
     except NewsletterError as exc:
         return Preview(title=str(ref), error=str(exc))
     rendered = render_or_error(campaign, settings)
-    report = lint_campaign(campaign, settings, rendered=rendered)
+    report = lint_campaign(campaign, settings, rendered=rendered, draft=True)
     findings = tuple(
         Finding(severity, issue.check, issue.message, issue.line)
         for severity, issues in (("error", report.errors), ("warning", report.warnings))
