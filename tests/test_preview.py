@@ -16,7 +16,14 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import Browser, expect
 
-from newsletter.campaigns.preview import Preview, PreviewState, build_preview, is_loopback_host, make_server
+from newsletter.campaigns.preview import (
+    Preview,
+    PreviewState,
+    build_preview,
+    is_loopback_host,
+    make_server,
+    watched_files,
+)
 from newsletter.campaigns.scaffold import scaffold_campaign
 from newsletter.cli import cli
 from newsletter.config import Settings
@@ -69,6 +76,17 @@ def test_preview_serves_both_widths_and_rerenders_on_save(settings: Settings, pr
         os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 10))
         broken = get(base, "/email.html")
         assert broken.startswith("<!doctype html><meta charset=utf-8><pre") and "recipe" in broken  # the error, shown
+
+
+def test_saving_the_theme_rerenders(settings: Settings, project: Path) -> None:
+    path = write_campaign(project, "faq", FAQ_CAMPAIGN)
+    state = PreviewState(lambda: build_preview(path, settings), lambda: watched_files(path, settings))
+    state.refresh()
+    assert "#2e5a45" in state.html  # the default accent
+    (project / "templates").mkdir(exist_ok=True)
+    (project / "templates" / "theme.toml").write_text('[light]\naccent = "#1f4f7a"\n', encoding="utf-8")
+    state.refresh()
+    assert state.version == 2 and "#1f4f7a" in state.html
 
 
 def test_a_failed_build_is_shown_not_raised() -> None:

@@ -2,8 +2,8 @@
 
 The page shows the inbox line (From, Subject, preheader), the email at desktop and mobile widths
 side by side, the plain-text part, every lint and de-identification finding marked at its place in
-the campaign file, and where each vignette's sign-off stands. It re-renders when the campaign file
-or a template is saved: the page polls ``/version`` and reloads.
+the campaign file, and where each vignette's sign-off stands. It re-renders when the campaign file,
+a template or the theme is saved: the page polls ``/version`` and reloads.
 
 A tiny standard-library HTTP server on localhost. It answers only requests addressed to a loopback
 name (the Host header), so a web page elsewhere cannot reach it through DNS rebinding.
@@ -27,6 +27,7 @@ from newsletter.campaigns.lint import lint_campaign, render_or_error
 from newsletter.campaigns.service import sample
 from newsletter.config import Settings
 from newsletter.errors import InputError, NewsletterError
+from newsletter.theme import THEME_FILENAME
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
@@ -227,6 +228,17 @@ class PreviewState:
             return self.preview.html
         error = markupsafe.escape(self.preview.error or "")
         return f"<!doctype html><meta charset=utf-8><pre style='color:#a00;white-space:pre-wrap'>{error}</pre>"
+
+
+def watched_files(campaign_path: Path, settings: Settings) -> list[Path]:
+    """What a rendering of the campaign reads, so that saving any of them re-renders the preview.
+
+    The theme file is watched whether or not it exists: creating it changes the email too.
+    """
+    templates_path = settings.templates_path
+    templates = sorted(templates_path.rglob("*.j2")) if templates_path.is_dir() else []
+    answers = sorted(settings.faq_path.glob("*.md")) if settings.faq_path.is_dir() else []  # ::: faq ref=ID
+    return [campaign_path, templates_path / THEME_FILENAME, *templates, *answers]
 
 
 def is_loopback_host(header: str | None) -> bool:
