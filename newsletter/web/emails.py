@@ -91,7 +91,6 @@ class SignupEmails:
         recipient = usable_recipient(recipient)
         context = {
             "organisation": self.settings.organisation,
-            "postal_address": self.settings.postal_address,
             "sender_line": sender_line(self.settings.organisation, self.settings.postal_address),
             "subject": subject,
             **context,
