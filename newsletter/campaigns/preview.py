@@ -25,11 +25,9 @@ from newsletter.campaigns import vignette
 from newsletter.campaigns.content import Campaign, load_campaign
 from newsletter.campaigns.lint import lint_campaign, render_or_error
 from newsletter.campaigns.service import sample
-from newsletter.config import Settings
+from newsletter.config import Settings, is_loopback
 from newsletter.errors import InputError, NewsletterError
 from newsletter.theme import THEME_FILENAME
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +248,7 @@ def is_loopback_host(header: str | None) -> bool:
         host = host[: host.find("]") + 1]
     elif host.count(":") == 1:
         host = host.partition(":")[0]
-    return host in LOOPBACK_HOSTS
+    return is_loopback(host)
 
 
 def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 8025) -> ThreadingHTTPServer:

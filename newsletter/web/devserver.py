@@ -15,7 +15,6 @@ In production, run :func:`newsletter.web.wsgi` under a WSGI server instead.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import socket
 import urllib.parse
@@ -28,7 +27,7 @@ from typing import Any, Self
 from flask import Flask
 from werkzeug.serving import LISTEN_QUEUE, BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
-from newsletter.config import Settings
+from newsletter.config import Settings, is_loopback
 from newsletter.delivery.transports import (
     OutgoingMessage,
     SendResult,
@@ -43,16 +42,6 @@ from newsletter.store.engine import Store
 from newsletter.web import close_app, create_app
 
 Report = Callable[[str], None]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine."""
-    if host.casefold().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def own_base_url(host: str, port: int) -> str:
