@@ -26,7 +26,7 @@ from newsletter.campaigns.content import Campaign, load_campaign
 from newsletter.campaigns.lint import lint_campaign, render_or_error
 from newsletter.campaigns.service import sample
 from newsletter.config import Settings, is_loopback
-from newsletter.errors import InputError, NewsletterError
+from newsletter.errors import CannotListen, NewsletterError
 from newsletter.theme import THEME_FILENAME
 
 
@@ -280,6 +280,5 @@ def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 8025) 
 
     try:
         return ThreadingHTTPServer((host, port), Handler)
-    except OSError as exc:  # the port is taken (a preview already running), or not ours to take
-        reason = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host}:{port}: {reason}; choose another port with --port") from None
+    except OSError as exc:
+        raise CannotListen(host, port, exc) from None

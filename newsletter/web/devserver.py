@@ -37,7 +37,7 @@ from newsletter.delivery.transports import (
     TransportFactory,
     transport_factory,
 )
-from newsletter.errors import InputError
+from newsletter.errors import CannotListen
 from newsletter.store.engine import Store
 from newsletter.web import close_app, create_app
 
@@ -128,10 +128,9 @@ def _listening(host: str, port: int) -> socket.socket:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.bind(get_sockaddr(host, port, family))
         listening.listen(LISTEN_QUEUE)
-    except OSError as exc:  # the port is taken (a serve already running), or not ours to take
+    except OSError as exc:
         listening.close()
-        reason = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host}:{port}: {reason}; choose another port with --port") from None
+        raise CannotListen(host, port, exc) from None
     return listening
 
 
