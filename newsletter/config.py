@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import ipaddress
 import os
 import re
 import tomllib
@@ -327,3 +328,13 @@ def mask_url(url: str) -> str:
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     shown = [(key, "***" if _CREDENTIAL_PARAMETER.search(key) else value) for key, value in query]
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=urllib.parse.urlencode(shown, safe="*/:")))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, bracketed or not, or ``localhost``) is reachable only from this machine."""
+    if host.casefold().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -33,3 +33,11 @@ class Suppressed(NewsletterError):
 
 class InputError(NewsletterError):
     """A file or value that cannot be used as given."""
+
+
+class CannotListen(InputError):
+    """A local server's port is taken (one already running there, say) or not ours to take."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot listen on {host}:{port}: {reason}; choose another port with --port")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import re
 import tomllib
@@ -133,7 +134,7 @@ class Theme:
     light: Palette = HARVEST_LIGHT
     dark: Palette = HARVEST_DARK
 
-    @property
+    @functools.cached_property  # every page links the sheet by it; a theme never changes
     def fingerprint(self) -> str:
         """Changes whenever the theme does: a cache-busting version for ``/theme.css``."""
         return hashlib.sha256(repr(self).encode()).hexdigest()[:12]

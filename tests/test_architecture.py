@@ -64,3 +64,15 @@ def test_the_web_endpoint_does_not_load_the_rendering_or_sending_stack() -> None
     probe = f"import sys, newsletter.web; print([m for m in {heavy!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_help_does_not_load_the_database_or_rendering_stack() -> None:
+    """``newsletter --help`` answers at once: each command imports what it needs when it runs."""
+    heavy = {"sqlalchemy", "mjml", "newsletter.delivery.engine"}
+    run = [sys.executable, "-X", "importtime", "-m", "newsletter", "--help"]
+    result = subprocess.run(run, check=True, capture_output=True, text=True)
+    imported = {
+        line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "newsletter.cli" in imported  # the probe sees the imports
+    assert imported & heavy == set()

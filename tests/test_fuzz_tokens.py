@@ -18,13 +18,13 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from itsdangerous import Signer
 
-from newsletter.delivery.links import PURPOSES, BadToken, Links, Purpose
+from newsletter.delivery.links import PURPOSES, TOKEN_MAX, BadToken, Links, Purpose
 from newsletter.store.engine import Store, open_store
 from newsletter.store.models import PUBLIC_ID_LENGTH, Source, new_public_id
 from newsletter.subscribers import service
 from newsletter.subscribers.addresses import normalise_address
 from newsletter.subscribers.consent import ConsentInfo
-from newsletter.web.tokens import TOKEN_MAX, signup_request_for, subscriber_for
+from newsletter.web.tokens import signup_request_for, subscriber_for
 
 SECRET = "fuzz-tokens-secret-0123456789abcdef"
 links = Links(SECRET, "https://news.harvest.example", confirm_max_age=3600)

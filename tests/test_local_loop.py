@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_settings
+from newsletter.config import is_loopback, load_settings
 from newsletter.web import close_app, create_app
-from newsletter.web.devserver import dev_server, is_loopback, own_base_url
+from newsletter.web.devserver import dev_server, own_base_url
 from tests.support.web import SECRET, web_settings
 
 REPO = Path(__file__).resolve().parents[1]

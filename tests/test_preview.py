@@ -16,7 +16,15 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import Browser, expect
 
-from newsletter.campaigns.preview import Preview, PreviewState, build_preview, is_loopback_host, make_server
+from newsletter.campaigns.preview import (
+    Preview,
+    PreviewState,
+    build_preview,
+    is_loopback_host,
+    make_server,
+    watched_files,
+)
+from newsletter.campaigns.scaffold import scaffold_campaign
 from newsletter.cli import cli
 from newsletter.config import Settings
 from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
@@ -70,6 +78,17 @@ def test_preview_serves_both_widths_and_rerenders_on_save(settings: Settings, pr
         assert broken.startswith("<!doctype html><meta charset=utf-8><pre") and "recipe" in broken  # the error, shown
 
 
+def test_saving_the_theme_rerenders(settings: Settings, project: Path) -> None:
+    path = write_campaign(project, "faq", FAQ_CAMPAIGN)
+    state = PreviewState(lambda: build_preview(path, settings), lambda: watched_files(path, settings))
+    state.refresh()
+    assert "#2e5a45" in state.html  # the default accent
+    (project / "templates").mkdir(exist_ok=True)
+    (project / "templates" / "theme.toml").write_text('[light]\naccent = "#1f4f7a"\n', encoding="utf-8")
+    state.refresh()
+    assert state.version == 2 and "#1f4f7a" in state.html
+
+
 def test_a_failed_build_is_shown_not_raised() -> None:
     state = PreviewState(lambda: Preview(title="x", error="template.mjml.j2:3: <boom>"), list)
     state.refresh()
@@ -92,6 +111,13 @@ def test_a_failed_build_is_shown_not_raised() -> None:
 )
 def test_only_loopback_names_are_answered(host: str | None, allowed: bool) -> None:
     assert is_loopback_host(host) is allowed
+
+
+def test_a_fresh_scaffold_previews_with_its_placeholders_as_warnings(settings: Settings, project: Path) -> None:
+    """The preview looks at a draft: text left for staff to replace is to be seen, not a refusal."""
+    write_campaign(project, "winter", scaffold_campaign("winter", faqs=["Does insurance cover therapy?"]))
+    placeholders = [f for f in build_preview("winter", settings).findings if f.check == "scaffold.placeholder"]
+    assert placeholders and {f.severity for f in placeholders} == {"warning"}
 
 
 def test_a_rebound_name_gets_no_campaign(settings: Settings, project: Path) -> None:

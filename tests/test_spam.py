@@ -69,7 +69,7 @@ def test_the_clinics_seed_campaigns_score_below_three(executable: str) -> None:
     settings = load_settings(REPO, environ={}).settings
     for slug in ("faq-addiction", "client-stories"):
         verdict = score(settings, slug, executable)
-        assert verdict.score < spamassassin.WARNING_SCORE, (slug, verdict)
+        assert verdict.score < 3.0, (slug, verdict)
         report = spam_lint(settings, slug)
         assert not [i for i in report.errors + report.warnings + report.notes if i.check.startswith("spam")]
 
@@ -116,6 +116,11 @@ def test_without_spamassassin_lint_says_once_that_it_skipped(
     assert result.output.count("SpamAssassin is not installed") == 1
     data = json.loads(newsletter("campaign", "lint", "faq", "--json").output)
     assert [n["check"] for n in data["notes"]] == ["spam.skipped"]
+
+
+def test_the_thresholds() -> None:
+    """Five or more is an error (SpamAssassin's own line for spam), three or more a warning."""
+    assert (spamassassin.WARNING_SCORE, spamassassin.ERROR_SCORE) == (3.0, 5.0)
 
 
 def test_the_report_parser() -> None:

@@ -103,12 +103,16 @@ def embed(document: str, project: Path, domain: str) -> Embedded:
         src = html.unescape(written).strip()
         if not is_local(src):
             return match[0]
-        found = _load(src, root, domain)
-        if isinstance(found, ImageProblem):
-            problems.setdefault(src, found)
+        path = _resolve(src, root)
+        if isinstance(path, ImageProblem):
+            problems.setdefault(src, path)
             return match[0]
-        image = by_path.get(found.path)
+        image = by_path.get(path)
         if image is None:
+            found = _load(src, path, root, domain)
+            if isinstance(found, ImageProblem):
+                problems.setdefault(src, found)
+                return match[0]
             if total + len(found.data) > MAX_TOTAL_BYTES:
                 problems.setdefault(
                     src,
@@ -128,13 +132,18 @@ def embed(document: str, project: Path, domain: str) -> Embedded:
     return Embedded(embedded, tuple(by_path.values()), tuple(problems.values()))
 
 
-def _load(src: str, root: Path, domain: str) -> InlineImage | ImageProblem:
+def _resolve(src: str, root: Path) -> Path | ImageProblem:
+    """The file a local ``src`` names, so that an image used twice is read once."""
     relative = urllib.parse.unquote(urllib.parse.urlsplit(src).path)
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
         return ImageProblem(
             "image.outside", src, f"image {src!r} is outside the project folder; only images in it are embedded"
         )
+    return path
+
+
+def _load(src: str, path: Path, root: Path, domain: str) -> InlineImage | ImageProblem:
     if not path.is_file():
         where = path.relative_to(root)
         return ImageProblem(

@@ -26,6 +26,7 @@ from newsletter.campaigns.content import SUBJECT_MAX, CampaignError, CampaignNot
 from newsletter.campaigns.images import HOW_TO_EMBED
 from newsletter.campaigns.render import RenderedCampaign, render_campaign
 from newsletter.campaigns.scaffold import PLACEHOLDERS
+from newsletter.config import is_loopback
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
@@ -175,9 +176,6 @@ class LinkFindings:
     warnings: list[Issue] = field(default_factory=list)
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None], *, own_base: str = "") -> LinkFindings:
     """What is wrong with an email's links and images; ``line_of`` finds a text's line in the source.
 
@@ -207,7 +205,7 @@ def link_and_image_issues(links: _Links, line_of: Callable[[str], int | None], *
     for href in links.hrefs:
         if href.startswith(("https://", "mailto:")):
             continue
-        if href.startswith("http://") and urlsplit(href).hostname in LOOPBACK_HOSTS:
+        if href.startswith("http://") and is_loopback(urlsplit(href).hostname or ""):
             found.warnings.append(
                 Issue(
                     "html.link-local",

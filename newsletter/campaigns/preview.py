@@ -2,8 +2,8 @@
 
 The page shows the inbox line (From, Subject, preheader), the email at desktop and mobile widths
 side by side, the plain-text part, every lint and de-identification finding marked at its place in
-the campaign file, and where each vignette's sign-off stands. It re-renders when the campaign file
-or a template is saved: the page polls ``/version`` and reloads.
+the campaign file, and where each vignette's sign-off stands. It re-renders when the campaign file,
+a template or the theme is saved: the page polls ``/version`` and reloads.
 
 A tiny standard-library HTTP server on localhost. It answers only requests addressed to a loopback
 name (the Host header), so a web page elsewhere cannot reach it through DNS rebinding.
@@ -25,10 +25,9 @@ from newsletter.campaigns import vignette
 from newsletter.campaigns.content import Campaign, load_campaign
 from newsletter.campaigns.lint import lint_campaign, render_or_error
 from newsletter.campaigns.service import sample
-from newsletter.config import Settings
-from newsletter.errors import InputError, NewsletterError
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+from newsletter.config import Settings, is_loopback
+from newsletter.errors import CannotListen, NewsletterError
+from newsletter.theme import THEME_FILENAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +87,7 @@ def build_preview(ref: str | Path, settings: Settings) -> Preview:
     except NewsletterError as exc:
         return Preview(title=str(ref), error=str(exc))
     rendered = render_or_error(campaign, settings)
-    report = lint_campaign(campaign, settings, rendered=rendered)
+    report = lint_campaign(campaign, settings, rendered=rendered, draft=True)
     findings = tuple(
         Finding(severity, issue.check, issue.message, issue.line)
         for severity, issues in (("error", report.errors), ("warning", report.warnings))
@@ -229,6 +228,17 @@ class PreviewState:
         return f"<!doctype html><meta charset=utf-8><pre style='color:#a00;white-space:pre-wrap'>{error}</pre>"
 
 
+def watched_files(campaign_path: Path, settings: Settings) -> list[Path]:
+    """What a rendering of the campaign reads, so that saving any of them re-renders the preview.
+
+    The theme file is watched whether or not it exists: creating it changes the email too.
+    """
+    templates_path = settings.templates_path
+    templates = sorted(templates_path.rglob("*.j2")) if templates_path.is_dir() else []
+    answers = sorted(settings.faq_path.glob("*.md")) if settings.faq_path.is_dir() else []  # ::: faq ref=ID
+    return [campaign_path, templates_path / THEME_FILENAME, *templates, *answers]
+
+
 def is_loopback_host(header: str | None) -> bool:
     """Whether a Host header names this machine by a loopback name (with or without a port)."""
     if not header:
@@ -238,7 +248,7 @@ def is_loopback_host(header: str | None) -> bool:
         host = host[: host.find("]") + 1]
     elif host.count(":") == 1:
         host = host.partition(":")[0]
-    return host in LOOPBACK_HOSTS
+    return is_loopback(host)
 
 
 def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 8025) -> ThreadingHTTPServer:
@@ -270,6 +280,5 @@ def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 8025) 
 
     try:
         return ThreadingHTTPServer((host, port), Handler)
-    except OSError as exc:  # the port is taken (a preview already running), or not ours to take
-        reason = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host}:{port}: {reason}; choose another port with --port") from None
+    except OSError as exc:
+        raise CannotListen(host, port, exc) from None

@@ -164,23 +164,18 @@ def preview(app: App, ref: str, host: str, port: int) -> None:
 
     One page shows the inbox line (From, Subject, preheader), the email at 800 and 375 px side by
     side, the plain-text part, every lint and de-identification finding at its place in the file,
-    and the vignettes' sign-off state. It reloads when the campaign file, a template or an FAQ
-    entry is saved.
+    and the vignettes' sign-off state. It reloads when the campaign file, a template, the theme or
+    an FAQ entry is saved.
 
     CAMPAIGN is a path to a campaign file or a slug under campaigns_dir. Stop with Ctrl-C.
     """
     from newsletter.campaigns.content import resolve_campaign_path
-    from newsletter.campaigns.preview import PreviewState, build_preview, make_server
+    from newsletter.campaigns.preview import PreviewState, build_preview, make_server, watched_files
 
     settings = app.settings
     path = resolve_campaign_path(ref, settings.campaigns_path)
-
-    def watched() -> list[Path]:
-        templates = sorted(settings.templates_path.rglob("*.j2")) if settings.templates_path.is_dir() else []
-        answers = sorted(settings.faq_path.glob("*.md")) if settings.faq_path.is_dir() else []  # ::: faq ref=ID
-        return [path, *templates, *answers]
-
-    server = make_server(PreviewState(lambda: build_preview(path, settings), watched), host, port)
+    state = PreviewState(lambda: build_preview(path, settings), lambda: watched_files(path, settings))
+    server = make_server(state, host, port)
     click.echo(f"Previewing {path.stem} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:
         server.serve_forever()

@@ -33,6 +33,7 @@ Purpose = Literal["confirm", "unsubscribe", "preferences"]
 PURPOSES: tuple[Purpose, ...] = ("confirm", "unsubscribe", "preferences")
 DEFAULT_CONFIRM_MAX_AGE = 7 * 24 * 3600
 KEY_MAX = 64
+TOKEN_MAX = 512  # ours are about 60-130 characters; anything much longer is not one of ours
 _LEGACY_ID_MAX = 18  # digits: a row id, as links named subscribers before public ids
 
 
@@ -96,6 +97,8 @@ class Links:
 
     def read(self, purpose: Purpose, token: str) -> TokenClaim:
         """The claim in a token; raises :class:`BadToken` for anything not made by us for this purpose."""
+        if len(token) > TOKEN_MAX or not token.isascii():  # refused before any signature is computed
+            raise BadToken("this link is not valid")
         signer = self._signers[purpose]
         try:
             if isinstance(signer, TimestampSigner):

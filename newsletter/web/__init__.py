@@ -99,7 +99,6 @@ def create_app(
     def clinic() -> dict[str, object]:
         return {
             "organisation": settings.organisation,
-            "postal_address": settings.postal_address,
             "topics": settings.topic_choices,
             "consent_version": settings.consent_version,
             "confirm_valid_for": describe_duration(settings.confirm_max_age),

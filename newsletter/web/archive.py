@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from newsletter.store.models import StartedCampaign
@@ -18,23 +19,23 @@ class ArchiveEntry:
     sent: datetime
 
 
-def entries(session: Session) -> list[ArchiveEntry]:
-    """Campaigns with a web version, newest first (by when sending started)."""
-    rows = session.scalars(
-        select(StartedCampaign)
+def _published(*also: Any) -> Select[Any]:
+    """Campaigns with a web version, newest first (by when sending started): each one's entry, and ``also``."""
+    return (
+        select(StartedCampaign.slug, StartedCampaign.subject, StartedCampaign.created_at, *also)
         .where(StartedCampaign.web_html != "")
         .order_by(StartedCampaign.created_at.desc(), StartedCampaign.id.desc())
     )
-    return [ArchiveEntry(r.slug, r.subject, r.created_at) for r in rows]
+
+
+def entries(session: Session) -> list[ArchiveEntry]:
+    """Campaigns with a web version, newest first."""
+    return [ArchiveEntry(slug, subject, sent) for slug, subject, sent in session.execute(_published())]
 
 
 def with_web_versions(session: Session) -> list[tuple[ArchiveEntry, str]]:
     """Campaigns with a web version, newest first, each with that web version (for the feed)."""
-    rows = session.execute(
-        select(StartedCampaign.slug, StartedCampaign.subject, StartedCampaign.created_at, StartedCampaign.web_html)
-        .where(StartedCampaign.web_html != "")
-        .order_by(StartedCampaign.created_at.desc(), StartedCampaign.id.desc())
-    )
+    rows = session.execute(_published(StartedCampaign.web_html))
     return [(ArchiveEntry(slug, subject, sent), html) for slug, subject, sent, html in rows]
 
 

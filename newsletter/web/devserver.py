@@ -15,7 +15,6 @@ In production, run :func:`newsletter.web.wsgi` under a WSGI server instead.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import socket
 import urllib.parse
@@ -28,7 +27,7 @@ from typing import Any, Self
 from flask import Flask
 from werkzeug.serving import LISTEN_QUEUE, BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
-from newsletter.config import Settings
+from newsletter.config import Settings, is_loopback
 from newsletter.delivery.transports import (
     OutgoingMessage,
     SendResult,
@@ -38,21 +37,11 @@ from newsletter.delivery.transports import (
     TransportFactory,
     transport_factory,
 )
-from newsletter.errors import InputError
+from newsletter.errors import CannotListen
 from newsletter.store.engine import Store
 from newsletter.web import close_app, create_app
 
 Report = Callable[[str], None]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine."""
-    if host.casefold().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def own_base_url(host: str, port: int) -> str:
@@ -139,10 +128,9 @@ def _listening(host: str, port: int) -> socket.socket:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.bind(get_sockaddr(host, port, family))
         listening.listen(LISTEN_QUEUE)
-    except OSError as exc:  # the port is taken (a serve already running), or not ours to take
+    except OSError as exc:
         listening.close()
-        reason = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host}:{port}: {reason}; choose another port with --port") from None
+        raise CannotListen(host, port, exc) from None
     return listening
 
 

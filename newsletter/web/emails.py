@@ -58,6 +58,7 @@ class SignupEmails:
             raise ConfigError(f"from_address/reply_to: {exc}") from None
         self.settings = settings
         self.theme = load_theme(settings)  # the clinic's look, shared with the pages (newsletter.web.look)
+        self.sender_line = sender_line(settings.organisation, settings.postal_address)
         self.sign: Signer | None = dkim_signer(settings, self.domain)
 
     def confirmation(self, recipient: str, confirm_url: str) -> OutgoingMessage:
@@ -91,8 +92,7 @@ class SignupEmails:
         recipient = usable_recipient(recipient)
         context = {
             "organisation": self.settings.organisation,
-            "postal_address": self.settings.postal_address,
-            "sender_line": sender_line(self.settings.organisation, self.settings.postal_address),
+            "sender_line": self.sender_line,
             "subject": subject,
             **context,
         }

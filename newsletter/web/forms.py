@@ -49,7 +49,6 @@ class FieldErrors(FormError):
 @dataclasses.dataclass(frozen=True)
 class SignupForm:
     address: Address
-    recipient: str  # the address as it goes on the wire (IDNA domain)
     name: str
     topics: tuple[str, ...]
 
@@ -110,9 +109,9 @@ def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) ->
     state of the address.
     """
     errors: dict[str, str] = {}
-    address = recipient = name = None
+    address = name = None
     try:
-        address, recipient = parse_address(form.get("email", ""))
+        address, _ = parse_address(form.get("email", ""))  # one we can send to, or sent back now
     except FormError as exc:
         errors["email"] = str(exc)
     try:
@@ -124,9 +123,9 @@ def parse_signup(form: MultiDict[str, str], topic_choices: Mapping[str, str]) ->
     # request without a topic is sent back rather than read as "everything".
     if topic_choices and not topics:
         errors["topic"] = "Please choose at least one topic."
-    if errors or address is None or recipient is None or name is None:
+    if errors or address is None or name is None:
         raise FieldErrors(errors, form)
-    return SignupForm(address, recipient, name, topics)
+    return SignupForm(address, name, topics)
 
 
 def _name(raw: str) -> str:

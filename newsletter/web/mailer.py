@@ -41,7 +41,7 @@ class Mailer:
     def __init__(self, transport: TransportFactory) -> None:
         self._transport = transport
         self._lock = threading.Lock()
-        self._queue: queue.Queue[OutgoingMessage | Job | None] = queue.Queue()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._first: Job | None = None
@@ -51,9 +51,6 @@ class Mailer:
     def on_start(self, job: Job) -> None:
         """Run ``job`` first on each process's mail thread, when the thread starts."""
         self._first = job
-
-    def submit(self, message: OutgoingMessage) -> None:
-        self._put(message)
 
     def defer(self, job: Job) -> None:
         """Run ``job`` on the mail thread and send the message it returns, if any."""
@@ -65,7 +62,7 @@ class Mailer:
             if not self._ended and (self._thread is None or self._pid != os.getpid()):
                 self._start()
 
-    def _put(self, item: OutgoingMessage | Job) -> None:
+    def _put(self, job: Job) -> None:
         with self._lock:
             if self._ended:
                 # The app is closed and its store released: a thread started now would hold a
@@ -74,7 +71,7 @@ class Mailer:
                 return
             if self._thread is None or self._pid != os.getpid():
                 self._start()
-            self._queue.put(item)
+            self._queue.put(job)
 
     def _start(self) -> None:
         self._queue = queue.Queue()  # after a fork, the parent's queue and thread are not ours
@@ -88,11 +85,11 @@ class Mailer:
     def _run(self) -> None:
         jobs = self._queue
         while True:
-            item = jobs.get()
+            job = jobs.get()
             try:
-                if item is None:
+                if job is None:
                     return
-                message = item if isinstance(item, OutgoingMessage) else self._run_job(item)
+                message = self._run_job(job)
                 if message is not None:
                     self._send(message)
             finally:
@@ -119,7 +116,7 @@ class Mailer:
             log.exception("could not send %s", message.message_id)
 
     def join(self) -> None:
-        """Wait until every message submitted so far has been sent or has failed."""
+        """Wait until every job deferred so far has run and its message has been sent or has failed."""
         with self._lock:
             thread = self._thread if self._pid == os.getpid() else None
         if thread is not None:
