@@ -9,7 +9,6 @@ one only when asked (``newsletter doctor --send-test ADDRESS``).
 from __future__ import annotations
 
 import email.policy
-import ipaddress
 import secrets
 import smtplib
 import ssl
@@ -20,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from newsletter.config import Settings
+from newsletter.config import Settings, is_loopback
 from newsletter.delivery.dkim import dkim_signer
 from newsletter.delivery.headers import check_address, clean_header_value, format_address
 from newsletter.delivery.transports import (
@@ -46,13 +45,6 @@ def _text(reply: bytes | str) -> str:
 
 def _size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{n / 1000:.0f} KB"
-
-
-def _is_local(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _contexts(relay: SMTPTransport) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -221,7 +213,7 @@ class _Probe:
         if self.relay.tls == "implicit":
             return ok("transport.starttls", "TLS from the first byte (smtps://); STARTTLS is not needed.")
         if self.relay.tls == "none":
-            if _is_local(self.relay.host):
+            if is_loopback(self.relay.host):
                 return ok("transport.starttls", "tls=none to a relay on this machine: nothing crosses a network.")
             return warn(
                 "transport.starttls",
@@ -263,7 +255,7 @@ class _Probe:
                 f"The relay offers AUTH ({mechanisms}) but NEWSLETTER_SMTP_PASSWORD is not set.",
                 "Set NEWSLETTER_SMTP_PASSWORD in the environment.",
             )
-        if not (self.encrypted or _is_local(self.relay.host)):
+        if not (self.encrypted or is_loopback(self.relay.host)):
             return warn(
                 "transport.auth",
                 f"The relay offers AUTH ({mechanisms}); not logging in, because the password would travel unencrypted.",
