@@ -12,8 +12,10 @@ from sqlalchemy import func, select
 
 from newsletter.errors import InputError
 from newsletter.store.engine import Store
-from newsletter.store.models import Consent, Event, Status, Subscriber
+from newsletter.store.models import Consent, Event, Source, Status, Subscriber
 from newsletter.subscribers import queries, service
+from newsletter.subscribers.addresses import normalise_address
+from newsletter.subscribers.consent import ConsentInfo
 from newsletter.subscribers.importer import import_csv
 from tests.conftest import Newsletter
 
@@ -116,6 +118,38 @@ def test_confirming_a_pending_subscriber_by_reimport_is_logged(store: Store) -> 
         assert subscriber.status == Status.CONFIRMED and subscriber.tag_names == ["news"]
         assert [e.kind for e in subscriber.events] == ["imported", "updated", "confirmed"]
         assert subscriber.consents[0].confirm_event_id == subscriber.events[-1].id
+
+
+def test_confirming_by_import_confirms_only_the_newest_request_as_add_does(
+    store: Store, newsletter: Newsletter, tmp_path: Path
+) -> None:
+    # Anyone can send the form for any address: each request has its own consent, and vouching for
+    # the address vouches for one of them, not for a stranger's earlier request.
+    for email in ("added@example.org", "imported@example.org"):
+        for name in ("First", "Second"):
+            with store.session() as session:
+                service.request_signup(
+                    session,
+                    normalise_address(email),
+                    name=name,
+                    topics=[],
+                    consent=ConsentInfo(Source.FORM, "v1"),
+                    secret_key=KEY,
+                )
+    with store.session() as session:
+        service.add(session, "added@example.org", consent=ConsentInfo(Source.IMPORT, "v1"), confirmed=True)
+    path = tmp_path / "vouched.csv"
+    path.write_text("Email\nimported@example.org\n", encoding="utf-8")
+    assert newsletter("subscribers", "import", str(path), "--confirmed").exit_code == 0
+
+    def confirmed(email: str) -> list[bool]:
+        with store.session() as session:
+            subscriber = service.get(session, email)
+            consents = sorted(subscriber.consents, key=lambda c: c.id)
+            return [c.confirmed_at is not None and c.confirm_event_id is not None for c in consents]
+
+    assert confirmed("added@example.org") == [False, True]
+    assert confirmed("imported@example.org") == [False, True]
 
 
 def test_erased_addresses_are_suppressed_on_import(store: Store) -> None:

@@ -62,7 +62,7 @@ from newsletter.subscribers.addresses import Address, clean_name, clean_tag, cle
 from newsletter.subscribers.consent import consent_given
 from newsletter.subscribers.csv_input import not_decodable, read_header
 from newsletter.subscribers.csv_input import open_csv as open_csv  # part of this module's API
-from newsletter.subscribers.service import Known, Merge, merge
+from newsletter.subscribers.service import Known, Merge, merge, unnamed_consent
 
 if TYPE_CHECKING:
     import _csv
@@ -769,7 +769,7 @@ class _Writer:
             event_id = self._log(this, EventKind.CONFIRMED, {"via": "import"})[subscriber_id]
             self.session.execute(
                 update(Consent)
-                .where(Consent.subscriber_id == subscriber_id, Consent.confirmed_at.is_(None))
+                .where(unnamed_consent(subscriber_id))
                 .values(confirmed_at=self.now, confirm_event_id=event_id)
             )
         self.report.updated += 1

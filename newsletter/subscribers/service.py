@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import ConfigError, NotFound, Suppressed
@@ -166,6 +166,18 @@ def _add_tags(subscriber: Subscriber, tags: Iterable[str]) -> list[str]:
     return added
 
 
+def unnamed_consent(subscriber_id: int) -> ColumnElement[bool]:
+    """The consent a confirmation without a request naming one confirms: the subscriber's newest
+    unconfirmed one. Each form request has its own consent, so vouching for an address confirms one
+    of them, never a stranger's other requests as well."""
+    newest = (
+        select(func.max(Consent.id))
+        .where(Consent.subscriber_id == subscriber_id, Consent.confirmed_at.is_(None))
+        .scalar_subquery()
+    )
+    return Consent.id == newest
+
+
 def _confirm(
     session: Session, subscriber: Subscriber, actor: str, via: str, consent: Consent | None = None, **detail: Any
 ) -> Event:
@@ -175,13 +187,7 @@ def _confirm(
     subscriber.updated_at = now
     event = log_event(session, subscriber, EventKind.CONFIRMED, actor, via=via, **detail)
     if consent is None:
-        # Without a request naming its consent, the newest unconfirmed one is what this event confirms.
-        consent = session.scalar(
-            select(Consent)
-            .where(Consent.subscriber_id == subscriber.id, Consent.confirmed_at.is_(None))
-            .order_by(Consent.id.desc())
-            .limit(1)
-        )
+        consent = session.scalar(select(Consent).where(unnamed_consent(subscriber.id)))
     if consent is not None:
         consent.confirmed_at = now
         consent.confirm_event_id = event.id
