@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from newsletter.errors import InputError
+from newsletter.errors import ConfigError, InputError
 from newsletter.store.engine import Store
 from newsletter.store.models import Consent, Event, Source, Status, Subscriber
 from newsletter.subscribers import queries, service
@@ -158,6 +158,14 @@ def test_erased_addresses_are_suppressed_on_import(store: Store) -> None:
         service.forget(session, "e@example.org", secret_key=KEY)
     report = run_import(store, "Email\nE@example.org\nf@example.org\n")
     assert (report.imported, report.suppressed) == (1, 1)
+
+
+def test_an_import_into_a_store_with_erasures_needs_the_secret_key(store: Store) -> None:
+    run_import(store, "Email\ne@example.org\n")
+    with store.session() as session:
+        service.forget(session, "e@example.org", secret_key=KEY)
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY"), store.session() as session:
+        import_csv(session, io.StringIO("Email\nf@example.org\n", newline=""), origin="f.csv", wording_version="v1")
 
 
 def test_a_file_without_an_email_column_is_an_error(store: Store) -> None:

@@ -109,11 +109,19 @@ def log_event(session: Session, subscriber: Subscriber, kind: EventKind, actor: 
     return event
 
 
-def is_erased(session: Session, address: Address, secret_key: str) -> bool:
-    if session.scalar(select(func.count()).select_from(Erasure)) == 0:
-        return False  # no erasures yet: the secret key is not needed to know that
+def holds_erasures(session: Session, secret_key: str) -> bool:
+    """Whether addresses must be checked against erasures: without any, the secret key is not needed
+    to know none is erased; with some, a missing key is an error, or they would come back."""
+    if session.scalar(select(Erasure.address_hash).limit(1)) is None:
+        return False
     if not secret_key:
         raise ConfigError("the store holds erased addresses; set NEWSLETTER_SECRET_KEY so they stay suppressed")
+    return True
+
+
+def is_erased(session: Session, address: Address, secret_key: str) -> bool:
+    if not holds_erasures(session, secret_key):
+        return False
     return session.get(Erasure, erasure_hash(secret_key, address.key)) is not None
 
 
