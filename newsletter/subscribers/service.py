@@ -102,10 +102,15 @@ def get(session: Session, email: str) -> Subscriber:
     return subscriber
 
 
-def log_event(session: Session, subscriber: Subscriber, kind: EventKind, actor: str, **detail: Any) -> Event:
+def log_event(
+    session: Session, subscriber: Subscriber, kind: EventKind, actor: str, *, flush: bool = True, **detail: Any
+) -> Event:
+    """Appends an event; with ``flush=False`` it is written with the session's next flush (it has no
+    id until then)."""
     event = Event(subscriber_id=subscriber.id, kind=kind.value, actor=actor, detail=detail, at=utcnow())
     session.add(event)
-    session.flush()
+    if flush:
+        session.flush()
     return event
 
 
@@ -384,9 +389,7 @@ def _suppress(
         Status.BOUNCED: EventKind.BOUNCED,
         Status.COMPLAINED: EventKind.COMPLAINED,
     }[status]
-    session.add(Event(subscriber_id=subscriber.id, kind=kind.value, actor=actor, detail=detail, at=now))
-    if flush:
-        session.flush()
+    log_event(session, subscriber, kind, actor, flush=flush, **detail)
     return True
 
 
