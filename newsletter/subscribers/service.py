@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import ConfigError, NotFound, Suppressed
@@ -458,13 +458,10 @@ def _erase(session: Session, subscribers: Sequence[Subscriber]) -> list[str]:
     message_ids = list(session.scalars(select(OutboxRow.message_id).where(mine, OutboxRow.message_id.is_not(None))))
     # The outbox keeps its rows for the campaigns' counts, but nothing a server said about them.
     session.execute(update(OutboxRow).where(mine).values(last_error=None).execution_options(synchronize_session=False))
-    # What came back about them: matched records, and unmatched reports that name their address.
+    # What came back about them: the records matched to them go with them (ON DELETE CASCADE); the
+    # reports that name their address without being matched to them go here.
     keys = [s.email_key for s in subscribers]
-    session.execute(
-        delete(Bounce)
-        .where(or_(Bounce.subscriber_id.in_(ids), Bounce.recipient.in_(keys)))
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(delete(Bounce).where(Bounce.recipient.in_(keys)).execution_options(synchronize_session=False))
     for subscriber in subscribers:
         session.delete(subscriber)
     session.flush()
