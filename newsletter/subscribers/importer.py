@@ -630,8 +630,6 @@ class _Writer:
             ("method", "wording_version", "origin", "confirmed_at"),
         )
         self.driver = _Driver(connection)
-        # What the rule does with an address the store does not know; asked once, not per row.
-        self.unknown = merge(None, name="", tags=(), confirmed=confirmed).outcome
         self.check_erasures = holds_erasures(session, secret_key)
 
     def _erased(self, rows: list[Row]) -> set[str]:
@@ -658,9 +656,6 @@ class _Writer:
         new: list[Row] = []
         for row in rows:
             current = existing.get(row.address.key)
-            if current is None and row.address.key not in erased and self.unknown == "added":
-                new.append(row)
-                continue
             known = None
             if current is not None:
                 known = Known(current.status, current.name, frozenset(t for t in row.tags if (current.id, t) in tagged))
