@@ -253,6 +253,14 @@ def load_settings(
     values: dict[str, Any] = {}
     sources = dict.fromkeys(fields, "default")
 
+    def put(name: str, raw: Any, source: str, note: str, *, context: str = "") -> None:
+        """Set ``name`` from ``source`` (named so in its errors, and as ``note`` in ``sources``);
+        ``context`` begins the error for a name that is not a setting."""
+        if name not in fields:
+            raise ConfigError(f"{context}unknown setting {name!r}{_did_you_mean(name, fields)}")
+        values[name] = _coerce(name, raw, types[str(fields[name].type)], source)
+        sources[name] = note
+
     config_file = project_dir / CONFIG_FILENAME
     if config_file.is_file():
         try:
@@ -260,14 +268,11 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_file}: not valid TOML ({exc})") from exc
         for name, raw in data.items():
-            if name not in fields:
-                raise ConfigError(f"{config_file}: unknown setting {name!r}{_did_you_mean(name, fields)}")
-            if fields[name].metadata["env_only"]:
+            if name in fields and fields[name].metadata["env_only"]:
                 raise ConfigError(
                     f"{config_file}: {name} is a secret and may only come from {ENV_PREFIX}{name.upper()}"
                 )
-            values[name] = _coerce(name, raw, types[str(fields[name].type)], CONFIG_FILENAME)
-            sources[name] = CONFIG_FILENAME
+            put(name, raw, CONFIG_FILENAME, CONFIG_FILENAME, context=f"{config_file}: ")
 
     for env_name in environ:
         # A misspelt variable would otherwise be ignored in silence, e.g. NEWSLETTER_ORGANIZATION.
@@ -277,19 +282,14 @@ def load_settings(
             if hint:
                 raise ConfigError(f"{env_name} is not a setting{hint}")
 
-    for name, f in fields.items():
+    for name in fields:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:
-            values[name] = _coerce(name, environ[env_name], types[str(f.type)], env_name)
-            sources[name] = f"env {env_name}"
+            put(name, environ[env_name], env_name, f"env {env_name}")
 
     for name, raw in (overrides or {}).items():
-        if raw is None:
-            continue
-        if name not in fields:
-            raise ConfigError(f"unknown setting {name!r}{_did_you_mean(name, fields)}")
-        values[name] = _coerce(name, raw, types[str(fields[name].type)], "command line")
-        sources[name] = "command line"
+        if raw is not None:
+            put(name, raw, "command line", "command line")
 
     if values.get("secret_key"):
         check_secret_key(values["secret_key"])

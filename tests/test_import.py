@@ -10,10 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from newsletter.errors import InputError
+from newsletter.errors import ConfigError, InputError
 from newsletter.store.engine import Store
-from newsletter.store.models import Consent, Event, Status, Subscriber
+from newsletter.store.models import Consent, Event, Source, Status, Subscriber
 from newsletter.subscribers import queries, service
+from newsletter.subscribers.addresses import normalise_address
+from newsletter.subscribers.consent import ConsentInfo
 from newsletter.subscribers.importer import import_csv
 from tests.conftest import Newsletter
 
@@ -118,12 +120,52 @@ def test_confirming_a_pending_subscriber_by_reimport_is_logged(store: Store) -> 
         assert subscriber.consents[0].confirm_event_id == subscriber.events[-1].id
 
 
+def test_confirming_by_import_confirms_only_the_newest_request_as_add_does(
+    store: Store, newsletter: Newsletter, tmp_path: Path
+) -> None:
+    # Anyone can send the form for any address: each request has its own consent, and vouching for
+    # the address vouches for one of them, not for a stranger's earlier request.
+    for email in ("added@example.org", "imported@example.org"):
+        for name in ("First", "Second"):
+            with store.session() as session:
+                service.request_signup(
+                    session,
+                    normalise_address(email),
+                    name=name,
+                    topics=[],
+                    consent=ConsentInfo(Source.FORM, "v1"),
+                    secret_key=KEY,
+                )
+    with store.session() as session:
+        service.add(session, "added@example.org", consent=ConsentInfo(Source.IMPORT, "v1"), confirmed=True)
+    path = tmp_path / "vouched.csv"
+    path.write_text("Email\nimported@example.org\n", encoding="utf-8")
+    assert newsletter("subscribers", "import", str(path), "--confirmed").exit_code == 0
+
+    def confirmed(email: str) -> list[bool]:
+        with store.session() as session:
+            subscriber = service.get(session, email)
+            consents = sorted(subscriber.consents, key=lambda c: c.id)
+            return [c.confirmed_at is not None and c.confirm_event_id is not None for c in consents]
+
+    assert confirmed("added@example.org") == [False, True]
+    assert confirmed("imported@example.org") == [False, True]
+
+
 def test_erased_addresses_are_suppressed_on_import(store: Store) -> None:
     run_import(store, "Email\ne@example.org\n")
     with store.session() as session:
         service.forget(session, "e@example.org", secret_key=KEY)
     report = run_import(store, "Email\nE@example.org\nf@example.org\n")
     assert (report.imported, report.suppressed) == (1, 1)
+
+
+def test_an_import_into_a_store_with_erasures_needs_the_secret_key(store: Store) -> None:
+    run_import(store, "Email\ne@example.org\n")
+    with store.session() as session:
+        service.forget(session, "e@example.org", secret_key=KEY)
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY"), store.session() as session:
+        import_csv(session, io.StringIO("Email\nf@example.org\n", newline=""), origin="f.csv", wording_version="v1")
 
 
 def test_a_file_without_an_email_column_is_an_error(store: Store) -> None:

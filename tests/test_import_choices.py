@@ -393,6 +393,19 @@ def test_cli_import_reports_the_new_fields_and_takes_the_flags(newsletter: Newsl
     assert bad_map.exit_code == 1 and "expected LABEL=TAG" in bad_map.output
 
 
+def test_cli_topic_map_is_repeatable(newsletter: Newsletter, store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        'Email,Subjects\nann@example.org,"News from the clinic; Stories"\nbo@example.org,Stories\n', encoding="utf-8"
+    )
+    maps = ["--topic-map", "News from the clinic=clinic-news", "--topic-map", "Stories=client-stories"]
+    result = newsletter("subscribers", "import", str(path), "--topics-column", "Subjects", *maps, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["unknown_topics"] == []
+    tags = {email: found[0] for email, found in people(store).items()}
+    assert tags == {"ann@example.org": ["client-stories", "clinic-news"], "bo@example.org": ["client-stories"]}
+
+
 def test_the_demo_export_sends_client_stories_only_to_those_who_chose_them(newsletter: Newsletter) -> None:
     """`make demo`'s import: everyone keeps their own topics, and the client-stories audience is
     exactly the people whose row says Client stories and yes to consent."""

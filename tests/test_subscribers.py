@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from newsletter.errors import ConfigError, InvalidAddress, NotFound, Suppressed
 from newsletter.store.engine import Store
-from newsletter.store.models import Consent, Erasure, Event, Source, Status, Subscriber
+from newsletter.store.models import Bounce, Consent, Erasure, Event, Source, Status, Subscriber
 from newsletter.subscribers import queries, service
 from newsletter.subscribers.addresses import erasure_hash
 from newsletter.subscribers.service import ConsentInfo
@@ -117,6 +117,25 @@ def test_forget_erases_everything_but_a_keyed_hash(store: Store) -> None:
     assert add(store, "erase.me@example.org", resubscribe=True).outcome == "resubscribed"
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Erasure)) == 0
+
+
+def test_forget_erases_the_bounces_matched_to_them_whatever_address_they_name(store: Store) -> None:
+    # A report matched by its VERP address may name another address (a forward) or none at all.
+    ivy = add(store, "ivy@example.org").subscriber.id
+    other = add(store, "jo@example.org").subscriber.id
+    with store.session() as session:
+        session.add_all(
+            [
+                Bounce(key="forwarded", source="file", kind="hard", subscriber_id=ivy, recipient="ivy@forward.example"),
+                Bounce(key="nameless", source="file", kind="hard", subscriber_id=ivy),
+                Bounce(key="unmatched", source="file", kind="hard", recipient="ivy@example.org"),
+                Bounce(key="jo's", source="file", kind="hard", subscriber_id=other, recipient="jo@example.org"),
+            ]
+        )
+    with store.session() as session:
+        service.forget(session, "ivy@example.org", secret_key=KEY)
+    with store.session() as session:
+        assert session.scalars(select(Bounce.key)).all() == ["jo's"]
 
 
 def test_erasure_needs_the_secret_key_to_stay_enforced(store: Store) -> None:

@@ -20,6 +20,22 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")(func)
 
 
+def server_options(default_port: int) -> Callable[[F], F]:
+    """--host and --port for a command that runs a server on this machine."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--port",
+            default=default_port,
+            show_default=True,
+            type=click.IntRange(0, 65535),
+            help="Port to listen on (0: any free one).",
+        )(func)
+        return click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")(func)
+
+    return decorate
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 

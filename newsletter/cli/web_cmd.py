@@ -5,17 +5,11 @@ from __future__ import annotations
 import click
 
 from newsletter.cli.app import App
+from newsletter.cli.output import server_options
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0: any free one).",
-)
+@server_options(default_port=8000)
 @click.pass_obj
 def serve(app: App, host: str, port: int) -> None:
     """Run the web endpoint for development.

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from newsletter.errors import ConfigError, InputError, NewsletterError
+from newsletter.errors import InputError, NewsletterError
 from newsletter.store.models import (
     Consent,
     Erasure,
@@ -62,7 +62,7 @@ from newsletter.subscribers.addresses import Address, clean_name, clean_tag, cle
 from newsletter.subscribers.consent import consent_given
 from newsletter.subscribers.csv_input import not_decodable, read_header
 from newsletter.subscribers.csv_input import open_csv as open_csv  # part of this module's API
-from newsletter.subscribers.service import Known, Merge, merge
+from newsletter.subscribers.service import Known, Merge, holds_erasures, merge, unnamed_consent
 
 if TYPE_CHECKING:
     import _csv
@@ -630,11 +630,7 @@ class _Writer:
             ("method", "wording_version", "origin", "confirmed_at"),
         )
         self.driver = _Driver(connection)
-        # What the rule does with an address the store does not know; asked once, not per row.
-        self.unknown = merge(None, name="", tags=(), confirmed=confirmed).outcome
-        self.check_erasures = session.scalar(select(Erasure.address_hash).limit(1)) is not None
-        if self.check_erasures and not secret_key:
-            raise ConfigError("the store holds erased addresses; set NEWSLETTER_SECRET_KEY so they stay suppressed")
+        self.check_erasures = holds_erasures(session, secret_key)
 
     def _erased(self, rows: list[Row]) -> set[str]:
         if not self.check_erasures:
@@ -660,9 +656,6 @@ class _Writer:
         new: list[Row] = []
         for row in rows:
             current = existing.get(row.address.key)
-            if current is None and row.address.key not in erased and self.unknown == "added":
-                new.append(row)
-                continue
             known = None
             if current is not None:
                 known = Known(current.status, current.name, frozenset(t for t in row.tags if (current.id, t) in tagged))
@@ -769,7 +762,7 @@ class _Writer:
             event_id = self._log(this, EventKind.CONFIRMED, {"via": "import"})[subscriber_id]
             self.session.execute(
                 update(Consent)
-                .where(Consent.subscriber_id == subscriber_id, Consent.confirmed_at.is_(None))
+                .where(unnamed_consent(subscriber_id))
                 .values(confirmed_at=self.now, confirm_event_id=event_id)
             )
         self.report.updated += 1

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from newsletter.config import Settings
 from newsletter.store.engine import affected
@@ -112,39 +112,39 @@ def _signup_requests(session: Session, cutoff: datetime, settings: Settings) -> 
     return count
 
 
-def _outbox_errors(session: Session, cutoff: datetime, settings: Settings) -> int:
+def _clear(
+    session: Session, column: InstrumentedAttribute[Any], time: InstrumentedAttribute[Any], cutoff: datetime
+) -> int:
+    """Empties ``column`` in the rows whose ``time`` is before the cutoff; returns how many held something."""
     result = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.last_error.is_not(None), OutboxRow.claimed_at < cutoff)
-        .values(last_error=None)
+        update(column.class_)
+        .where(column.is_not(None), time < cutoff)
+        .values({column: None})
         .execution_options(synchronize_session=False)
     )
     return affected(result)
+
+
+def _outbox_errors(session: Session, cutoff: datetime, settings: Settings) -> int:
+    return _clear(session, OutboxRow.last_error, OutboxRow.claimed_at, cutoff)
 
 
 def _raw_bounces(session: Session, cutoff: datetime, settings: Settings) -> int:
     """The raw messages that came back: a matched record keeps its classification (the campaign report
     and the soft-bounce policy need it); an unmatched one is about nobody on the list, so it goes
     entirely, since its address may be a stranger's."""
-    old = Bounce.received_at < cutoff
-    removed = session.scalar(select(func.count()).select_from(Bounce).where(old, Bounce.raw.is_not(None))) or 0
+    # Cleared before the unmatched records go, so the count is of every raw message removed.
+    removed = _clear(session, Bounce.raw, Bounce.received_at, cutoff)
     session.execute(
-        delete(Bounce).where(old, Bounce.subscriber_id.is_(None)).execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Bounce).where(old, Bounce.raw.is_not(None)).values(raw=None).execution_options(synchronize_session=False)
+        delete(Bounce)
+        .where(Bounce.received_at < cutoff, Bounce.subscriber_id.is_(None))
+        .execution_options(synchronize_session=False)
     )
     return removed
 
 
 def _ip_hashes(session: Session, cutoff: datetime, settings: Settings) -> int:
-    result = session.execute(
-        update(Consent)
-        .where(Consent.ip_hash.is_not(None), Consent.given_at < cutoff)
-        .values(ip_hash=None)
-        .execution_options(synchronize_session=False)
-    )
-    return affected(result)
+    return _clear(session, Consent.ip_hash, Consent.given_at, cutoff)
 
 
 def _consents_after_leaving(session: Session, cutoff: datetime, settings: Settings) -> int:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import ConfigError, NotFound, Suppressed
@@ -102,18 +102,31 @@ def get(session: Session, email: str) -> Subscriber:
     return subscriber
 
 
-def log_event(session: Session, subscriber: Subscriber, kind: EventKind, actor: str, **detail: Any) -> Event:
+def log_event(
+    session: Session, subscriber: Subscriber, kind: EventKind, actor: str, *, flush: bool = True, **detail: Any
+) -> Event:
+    """Appends an event; with ``flush=False`` it is written with the session's next flush (it has no
+    id until then)."""
     event = Event(subscriber_id=subscriber.id, kind=kind.value, actor=actor, detail=detail, at=utcnow())
     session.add(event)
-    session.flush()
+    if flush:
+        session.flush()
     return event
 
 
-def is_erased(session: Session, address: Address, secret_key: str) -> bool:
-    if session.scalar(select(func.count()).select_from(Erasure)) == 0:
-        return False  # no erasures yet: the secret key is not needed to know that
+def holds_erasures(session: Session, secret_key: str) -> bool:
+    """Whether addresses must be checked against erasures: without any, the secret key is not needed
+    to know none is erased; with some, a missing key is an error, or they would come back."""
+    if session.scalar(select(Erasure.address_hash).limit(1)) is None:
+        return False
     if not secret_key:
         raise ConfigError("the store holds erased addresses; set NEWSLETTER_SECRET_KEY so they stay suppressed")
+    return True
+
+
+def is_erased(session: Session, address: Address, secret_key: str) -> bool:
+    if not holds_erasures(session, secret_key):
+        return False
     return session.get(Erasure, erasure_hash(secret_key, address.key)) is not None
 
 
@@ -166,6 +179,18 @@ def _add_tags(subscriber: Subscriber, tags: Iterable[str]) -> list[str]:
     return added
 
 
+def unnamed_consent(subscriber_id: int) -> ColumnElement[bool]:
+    """The consent a confirmation without a request naming one confirms: the subscriber's newest
+    unconfirmed one. Each form request has its own consent, so vouching for an address confirms one
+    of them, never a stranger's other requests as well."""
+    newest = (
+        select(func.max(Consent.id))
+        .where(Consent.subscriber_id == subscriber_id, Consent.confirmed_at.is_(None))
+        .scalar_subquery()
+    )
+    return Consent.id == newest
+
+
 def _confirm(
     session: Session, subscriber: Subscriber, actor: str, via: str, consent: Consent | None = None, **detail: Any
 ) -> Event:
@@ -175,13 +200,7 @@ def _confirm(
     subscriber.updated_at = now
     event = log_event(session, subscriber, EventKind.CONFIRMED, actor, via=via, **detail)
     if consent is None:
-        # Without a request naming its consent, the newest unconfirmed one is what this event confirms.
-        consent = session.scalar(
-            select(Consent)
-            .where(Consent.subscriber_id == subscriber.id, Consent.confirmed_at.is_(None))
-            .order_by(Consent.id.desc())
-            .limit(1)
-        )
+        consent = session.scalar(select(Consent).where(unnamed_consent(subscriber.id)))
     if consent is not None:
         consent.confirmed_at = now
         consent.confirm_event_id = event.id
@@ -370,9 +389,7 @@ def _suppress(
         Status.BOUNCED: EventKind.BOUNCED,
         Status.COMPLAINED: EventKind.COMPLAINED,
     }[status]
-    session.add(Event(subscriber_id=subscriber.id, kind=kind.value, actor=actor, detail=detail, at=now))
-    if flush:
-        session.flush()
+    log_event(session, subscriber, kind, actor, flush=flush, **detail)
     return True
 
 
@@ -441,13 +458,10 @@ def _erase(session: Session, subscribers: Sequence[Subscriber]) -> list[str]:
     message_ids = list(session.scalars(select(OutboxRow.message_id).where(mine, OutboxRow.message_id.is_not(None))))
     # The outbox keeps its rows for the campaigns' counts, but nothing a server said about them.
     session.execute(update(OutboxRow).where(mine).values(last_error=None).execution_options(synchronize_session=False))
-    # What came back about them: matched records, and unmatched reports that name their address.
+    # What came back about them: the records matched to them go with them (ON DELETE CASCADE); the
+    # reports that name their address without being matched to them go here.
     keys = [s.email_key for s in subscribers]
-    session.execute(
-        delete(Bounce)
-        .where(or_(Bounce.subscriber_id.in_(ids), Bounce.recipient.in_(keys)))
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(delete(Bounce).where(Bounce.recipient.in_(keys)).execution_options(synchronize_session=False))
     for subscriber in subscribers:
         session.delete(subscriber)
     session.flush()
