@@ -172,10 +172,21 @@ def test_a_welcome_that_does_not_lint_is_an_error_of_send_due_not_a_crash(store:
 
 
 def test_the_welcome_is_never_sent_to_a_list(store: Store, welcome_project: Path) -> None:
-    prepared = prepare("_welcome", settings_of(welcome_project, store))
+    settings = settings_of(welcome_project, store)
+    prepared = prepare("_welcome", settings)
     with pytest.raises(NewsletterError, match="goes to each subscriber by itself"):
         service.send(store, prepared, transport=lambda: MemoryTransport())
     assert welcomed() == []
+    # Nor once send-due has started the welcome's own outbox.
+    run(store, settings)
+    signs_up(store, "ana@example.org")
+    run(store, settings)
+    with pytest.raises(NewsletterError, match="goes to each subscriber by itself"):
+        service.send(store, prepared, transport=lambda: MemoryTransport())
+    for worker in (True, False):
+        with pytest.raises(NewsletterError, match="never sent to a list"):
+            service.send(store, prepared, transport=lambda: MemoryTransport(), worker=worker)
+    assert welcomed() == ["ana@example.org"]
 
 
 def test_send_due_and_campaign_list_do_not_treat_the_welcome_as_a_dated_campaign(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import click
 
-from newsletter.campaigns.content import SYSTEM_SLUGS, load_campaign
+from newsletter.campaigns.content import load_campaign
 from newsletter.cli.app import App
 from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain
 from newsletter.cli.output import console, interactive, json_option, print_json, print_table
@@ -69,11 +69,7 @@ def send(
     if wait and not worker:
         raise click.UsageError("--wait only applies to --worker")
     prepared = prepare_or_explain(app, ref, for_send=True)
-    if prepared.campaign.slug in SYSTEM_SLUGS:
-        raise InputError(
-            f"{prepared.campaign.slug} goes to each new subscriber by itself (send-due sends it); it is never "
-            f"sent to a list. To see it: newsletter campaign test {prepared.campaign.slug} --to EMAIL"
-        )
+    delivery.refuse_system_campaign(prepared.campaign.slug)  # before a dry run or the prompt, too
     factory = transport_factory(app.settings, transport_url)
     store = app.store
     slug = prepared.campaign.slug

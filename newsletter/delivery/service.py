@@ -26,7 +26,7 @@ from newsletter.delivery.ledger import Counts
 from newsletter.delivery.mime import MessageFactory
 from newsletter.delivery.prepare import Prepared
 from newsletter.delivery.transports import OutgoingMessage, TransportFactory
-from newsletter.errors import NewsletterError
+from newsletter.errors import InputError, NewsletterError
 from newsletter.store.engine import Store
 from newsletter.store.models import StartedCampaign, Subscriber
 from newsletter.subscribers import queries
@@ -113,10 +113,6 @@ def start(store: Store, prepared: Prepared) -> StartedCampaign:
         record = ledger.find_campaign(session, slug)
     if record is not None:
         return record
-    if slug in SYSTEM_SLUGS:
-        raise NewsletterError(
-            f"{slug} goes to each subscriber by itself (send-due sends it); it is never sent to a list"
-        )
     check_every_recipient(store, prepared)
     try:
         # The record and its audience are one transaction: whoever creates the record fixes the audience.
@@ -152,12 +148,48 @@ def send(
     A ``worker`` joins a campaign another run has started, waiting up to ``wait`` seconds for it to
     start (CI jobs on several machines start at the same moment).
     """
-    settings = prepared.settings
+    refuse_system_campaign(prepared.campaign.slug)
     started = time.monotonic()
-    if worker:
-        record = wait_for_start(store, prepared.campaign.slug, wait)
-    else:
-        record = start(store, prepared)
+    record = wait_for_start(store, prepared.campaign.slug, wait) if worker else start(store, prepared)
+    return deliver(
+        store,
+        prepared,
+        record,
+        transport=transport,
+        connections=connections,
+        rate=rate,
+        limit=limit,
+        progress=progress,
+        lease=lease,
+        started=started,
+    )
+
+
+def refuse_system_campaign(slug: str) -> None:
+    """A system campaign (the welcome) goes to each subscriber by itself, from send-due: never to a list."""
+    if slug in SYSTEM_SLUGS:
+        raise InputError(
+            f"{slug} goes to each subscriber by itself (send-due sends it); it is never sent to a list. "
+            f"To see it: newsletter campaign test {slug} --to EMAIL"
+        )
+
+
+def deliver(
+    store: Store,
+    prepared: Prepared,
+    record: StartedCampaign,
+    *,
+    transport: TransportFactory,
+    connections: int | None = None,
+    rate: float | None = None,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    lease: timedelta = timedelta(seconds=60),
+    started: float | None = None,
+) -> SendReport:
+    """One delivery run over a started campaign's outbox (:func:`send` starts it; the welcome keeps its own)."""
+    settings = prepared.settings
+    started = time.monotonic() if started is None else started
     run = DeliveryRun(
         store,
         record,

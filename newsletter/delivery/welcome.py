@@ -48,4 +48,4 @@ def send_welcomes(store: Store, settings: Settings, transport: TransportFactory)
     if not counts.pending:
         # Nobody is owed one: no run, so send-due does not connect to the mail server every time for nothing.
         return SendReport(WELCOME_SLUG, counts, time.monotonic() - started)
-    return service.send(store, prepared, transport=transport)
+    return service.deliver(store, prepared, record, transport=transport, started=started)
