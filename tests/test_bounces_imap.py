@@ -11,6 +11,9 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from newsletter.delivery.schedule import LEASE_NAME, LEASE_TTL
+from newsletter.store import lease
+from newsletter.store.engine import open_store
 from tests.conftest import Newsletter
 from tests.support.bounces import Sent, arf, auto_reply, dsn, person_reply, send_campaign
 from tests.support.campaigns import FAQ_CAMPAIGN, write_campaign
@@ -199,3 +202,26 @@ def test_send_due_fetches_bounces_first_so_they_count_for_this_run(
     assert failed.exit_code == 1 and report["exit_code"] == 1 and "refused the login" in report["bounces"]["error"]
     text = newsletter("send-due", "--yes", "--now", "2026-11-24T12:05:00+00:00", env=broken)
     assert text.exit_code == 1 and "Bounces: error:" in text.output and "Nothing is due" in text.output
+
+
+def test_a_send_due_run_that_finds_another_working_leaves_the_mailbox_to_it(
+    newsletter: Newsletter,
+    project: Path,
+    database_url: str,
+    imap_server: ImapServer,
+    mailbox: tuple[imapclient.IMAPClient, str],
+) -> None:
+    client, folder = mailbox
+    emails, by_to = send_campaign(newsletter, project, database_url, 2, SEND_ENV)
+    client.append(folder, dsn(by_to[emails[0]]).replace(b"\n", b"\r\n"))
+    store = open_store(database_url)
+    try:
+        with lease.held(store, LEASE_NAME, LEASE_TTL) as mine:  # another send-due run, mid-way
+            assert mine
+            result = newsletter("send-due", "--yes", "--json", env=env(imap_server, folder))
+    finally:
+        store.dispose()
+    data = json.loads(result.output)
+    assert result.exit_code == 0 and data["locked_by_another_run"] and "bounces" not in data
+    client.select_folder(folder)
+    assert len(client.search("ALL")) == 1  # still there for the run that holds the lease

@@ -53,7 +53,6 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
     now = _parse_now(now_text)
     settings = app.settings
     transport = transport_factory(settings)
-    bounces = _fetch_bounces(app) if settings.bounce_mailbox else None
 
     def confirm(due: list[Campaign]) -> bool:
         if yes:
@@ -66,15 +65,12 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
             click.echo(f"  {campaign.slug}: {campaign.subject} (send_at {campaign.send_at})")
         return click.confirm(f"Send {len(due)} due campaign(s) now?")
 
-    report = run_send_due(app.store, settings, now, transport, confirm=confirm)
-    exit_code = 1 if bounces is not None and "error" in bounces else report.exit_code
+    read_bounces = (lambda: _fetch_bounces(app)) if settings.bounce_mailbox else None
+    report = run_send_due(app.store, settings, now, transport, confirm=confirm, read_bounces=read_bounces)
     if as_json:
-        data = report.as_dict()
-        if bounces is not None:
-            data["bounces"] = bounces
-            data["exit_code"] = exit_code
-        print_json(data)
-        sys.exit(exit_code)
+        print_json(report.as_dict())
+        sys.exit(report.exit_code)
+    bounces = report.bounces
     if bounces is not None:
         if "error" in bounces:
             click.echo(f"Bounces: error: {bounces['error']}", err=True)
@@ -99,7 +95,7 @@ def send_due(app: App, now_text: str | None, yes: bool, as_json: bool) -> None:
             click.echo("Nothing is due.")
         for item in report.campaigns:
             _print_item(item)
-    sys.exit(exit_code)
+    sys.exit(report.exit_code)
 
 
 def _print_item(item: DueCampaign) -> None:

@@ -55,11 +55,13 @@ class DueReport:
     welcome: DueCampaign | None = None  # None: the project has no campaigns/_welcome.md
     retention: RetentionReport | None = None
     retention_error: str | None = None
+    bounces: dict[str, Any] | None = None  # what reading the bounce mailbox did, or {"error": ...}; None: not read
 
     @property
     def exit_code(self) -> int:
         parts = [*self.campaigns, *([self.welcome] if self.welcome else [])]
-        if self.retention_error or any(c.outcome == "error" for c in parts):
+        bounces_failed = self.bounces is not None and "error" in self.bounces
+        if self.retention_error or bounces_failed or any(c.outcome == "error" for c in parts):
             return 1
         if any(c.outcome == "pending" for c in parts):
             return service.EXIT_PENDING
@@ -74,6 +76,7 @@ class DueReport:
             "welcome": self.welcome.as_dict() if self.welcome else None,
             "retention": self.retention.as_dict() if self.retention else retention,
             "exit_code": self.exit_code,
+            **({"bounces": self.bounces} if self.bounces is not None else {}),
         }
 
 
@@ -118,11 +121,16 @@ def send_due(
     transport: TransportFactory,
     *,
     confirm: Callable[[list[Campaign]], bool] = lambda due: True,
+    read_bounces: Callable[[], dict[str, Any]] | None = None,
 ) -> DueReport:
+    """``read_bounces`` runs first, under the same lease, so that whoever bounced or complained since
+    the last run is not mailed again (a front door passes it: reading bounces sits above delivery)."""
     with lease.held(store, LEASE_NAME, LEASE_TTL) as mine:
         if not mine:
             return DueReport(now, [], locked_until=lease.holder_until(store, LEASE_NAME) or now)
         result = DueReport(now, [])
+        if read_bounces is not None:
+            result.bounces = read_bounces()
         _apply_retention(store, settings, now, result)
         result.welcome = _send_welcome(store, settings, transport)
         due, result.campaigns = due_campaigns(store, settings, now)
