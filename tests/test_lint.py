@@ -110,6 +110,16 @@ def test_signoff_is_a_warning_then_strict_error_and_void_after_an_edit(settings:
     assert "changed after R. Reviewer signed it off" in report.warnings[0].message
 
 
+def test_signoff_finds_the_front_matter_fenced_with_more_dashes_too(settings: Settings, project: Path) -> None:
+    body = "\nBefore the story.\n\n---\n\n::: vignette\nA client found calm after six months of therapy.\n:::\n"
+    path = write_campaign(project, "fenced", "----\nsubject: Stories\n----\n" + body)  # a rule (---) in the body
+    signed = vignette.with_signoff(load_campaign("fenced", settings), "R. Reviewer", date(2026, 11, 20), [1])
+    assert signed.endswith("----\n" + body)
+    path.write_text(signed, encoding="utf-8")
+    signed_campaign = load_campaign("fenced", settings)
+    assert not vignette.signoff_problems(signed_campaign, vignette.read_review(signed_campaign))
+
+
 def test_signoff_of_a_missing_vignette_is_refused(settings: Settings, project: Path) -> None:
     write_campaign(project, "story", STORY_CAMPAIGN)
     with pytest.raises(NewsletterError, match="no vignette 2"):

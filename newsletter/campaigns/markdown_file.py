@@ -47,6 +47,10 @@ def normalise(text: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
+# The fence the parser (python-frontmatter) accepts around front matter: three or more dashes.
+FENCE = YAMLHandler.FM_BOUNDARY
+
+
 def split_front_matter(
     text: str, label: Path | str, error: type[FileError], *, example: str
 ) -> tuple[dict[str, Any], str, int]:

@@ -33,6 +33,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from newsletter.campaigns.content import Block, Campaign, CampaignError
 from newsletter.campaigns.deid import Finding, find_identifiers
+from newsletter.campaigns.markdown_file import FENCE
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def with_signoff(campaign: Campaign, reviewer: str, when: date, numbers: Sequenc
                 f"there is no vignette {number} (the campaign has {len(vignettes)})", path=campaign.path
             )
     lines = campaign.source.split("\n")
-    closing = next(i for i in range(1, len(lines)) if lines[i].rstrip() == "---")
+    closing = next(i for i in range(1, len(lines)) if FENCE.match(lines[i]))  # where the parser closed it
     front = "\n".join(lines[1:closing]) + "\n"
     editor = YAML()  # round-trip
     editor.preserve_quotes = True
