@@ -60,8 +60,9 @@ def test_unknown_mjml_elements_and_undefined_variables(settings: Settings, proje
 def test_a_missing_postal_address_is_an_error(settings: Settings, project: Path) -> None:
     write_campaign(project, "faq", FAQ_CAMPAIGN)
     broken = Settings(**{**settings.__dict__, "postal_address": " "})
-    errors, _ = checks(broken, "faq")
-    assert errors  # render refuses an empty postal address, lint reports it
+    report = lint_campaign(load_campaign("faq", broken), broken)
+    # Render refuses an empty postal address, and lint reports that refusal, naming the setting.
+    assert [i.check for i in report.errors] == ["render"] and "postal_address" in report.errors[0].message
 
 
 def test_vignette_findings_are_errors_with_class_text_and_line(settings: Settings, project: Path) -> None:
