@@ -76,3 +76,19 @@ def test_help_does_not_load_the_database_or_rendering_stack() -> None:
     }
     assert "newsletter.cli" in imported  # the probe sees the imports
     assert imported & heavy == set()
+
+
+def test_a_command_runs_with_the_collector_on_and_its_code_frozen(tmp_path: Path) -> None:
+    """``main`` holds the garbage collector off while a command's code loads (start-up walks hundreds of
+    thousands of objects otherwise), then freezes what loaded and hands the collector back: a send or the
+    web server must not run for hours without it."""
+    probe = (
+        "import atexit, gc, sys\n"
+        "from newsletter.cli import main\n"
+        "atexit.register(lambda: print('collector', gc.isenabled(), gc.get_freeze_count() > 1000))\n"
+        f"sys.argv = ['newsletter', '--project', {str(tmp_path)!r}, 'config', 'show', '--json']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "collector True True"

@@ -16,7 +16,6 @@ from newsletter.subscribers import export as export_file
 from newsletter.subscribers import queries, service
 from newsletter.subscribers.consent import ConsentInfo
 from newsletter.subscribers.csv_input import check_encoding
-from newsletter.subscribers.importer import import_csv, open_csv, parse_topic_map
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUS = click.Choice([s.value for s in Status])
@@ -142,6 +141,9 @@ def import_(
     """
     settings = app.settings
     origin = "stdin" if file == "-" else Path(file).name
+    # The importer's parsing rules load only for an import, not for every subscribers command.
+    from newsletter.subscribers.importer import import_csv, open_csv, parse_topic_map
+
     labels = parse_topic_map(topic_map)
     with open_csv(file, encoding=encoding) as stream, app.store.session(commit=not dry_run) as session:
         if not as_json and interactive():
