@@ -92,3 +92,21 @@ def test_a_command_runs_with_the_collector_on_and_its_code_frozen(tmp_path: Path
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "collector True True"
+
+
+def test_listing_subscribers_does_not_load_the_orm(tmp_path: Path) -> None:
+    """``subscribers list`` is what staff run most: it reads with Core, so it starts without the ORM,
+    the models or the subscriber service."""
+    base = [sys.executable, "-m", "newsletter", "--project", str(tmp_path), "--db", f"sqlite:///{tmp_path / 's.db'}"]
+    subprocess.run([*base, "init"], check=True, capture_output=True)
+    subprocess.run(
+        [*base, "subscribers", "add", "lee@example.org", "--tag", "faq-updates"], check=True, capture_output=True
+    )
+    run = [base[0], "-X", "importtime", *base[1:], "subscribers", "list"]
+    result = subprocess.run(run, check=True, capture_output=True, text=True)
+    imported = {
+        line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "lee@example.org" in result.stdout and "faq-updates" in result.stdout
+    assert "sqlalchemy.engine" in imported  # the probe sees the store's imports
+    assert imported & {"sqlalchemy.orm", "newsletter.store.models", "newsletter.subscribers.service"} == set()

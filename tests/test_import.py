@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from newsletter.errors import ConfigError, InputError
 from newsletter.store.engine import Store
 from newsletter.store.models import Consent, Event, Source, Status, Subscriber
-from newsletter.subscribers import queries, service
+from newsletter.subscribers import listing, service
 from newsletter.subscribers.addresses import normalise_address
 from newsletter.subscribers.consent import ConsentInfo
 from newsletter.subscribers.importer import import_csv
@@ -218,7 +218,7 @@ def test_any_names_round_trip_through_csv_without_control_characters(
     try:
         with store.session(commit=False) as session, open(path, encoding="utf-8-sig", newline="") as stream:
             report = import_csv(session, stream, origin="h.csv", wording_version="v1")
-            stored = [s.name for s in queries.query(session)]
+            stored = [s.name for s in listing.rows(session.connection())]
         assert report.imported + len(report.invalid) == len(names)
         for name in stored:
             assert not any(c in name for c in "\r\n\x00\u2028\u2029\x85")

@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import enum
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -25,16 +24,21 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
+# Named here too, where most code looks for them; they live in ``values`` so that reading the list
+# needs no ORM.
+from newsletter.store.values import SUPPRESSED as SUPPRESSED
+from newsletter.store.values import EventKind as EventKind
+from newsletter.store.values import FeedbackKind as FeedbackKind
+from newsletter.store.values import OutboxState as OutboxState
+from newsletter.store.values import Source as Source
+from newsletter.store.values import Status as Status
+from newsletter.store.values import UTCDateTime as UTCDateTime
+from newsletter.store.values import utcnow as utcnow
 
 PUBLIC_ID_LENGTH = 26  # 128 random bits in unpadded base32
 
@@ -46,62 +50,6 @@ def new_public_id() -> str:
     told anyone holding a link roughly how many had signed up before them.
     """
     return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC timestamps on every backend (SQLite has no time zones of its own)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Status(enum.StrEnum):
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-
-    @property
-    def suppressed(self) -> bool:
-        return self in SUPPRESSED
-
-
-SUPPRESSED = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
-
-
-class Source(enum.StrEnum):
-    """How a subscriber (or a consent) arrived."""
-
-    FORM = "form"
-    IMPORT = "import"
-    MANUAL = "manual"
-
-
-class EventKind(enum.StrEnum):
-    SUBSCRIBED = "subscribed"
-    IMPORTED = "imported"
-    CONFIRMED = "confirmed"
-    UPDATED = "updated"
-    UNSUBSCRIBED = "unsubscribed"
-    RESUBSCRIBED = "resubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-    EXPORTED = "exported"
-    PREFERENCES = "preferences"
 
 
 def _check_in(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
@@ -259,14 +207,6 @@ class Erasure(Base):
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class OutboxState(enum.StrEnum):
-    PENDING = "pending"  # to be sent (now, or after retry_after)
-    SENDING = "sending"  # claimed by a run; its outcome is not recorded yet
-    SENT = "sent"
-    FAILED = "failed"  # refused for good, or broke the transport
-    SKIPPED = "skipped"  # the subscriber left (or paused) before their turn came
-
-
 class StartedCampaign(Base):
     """A campaign that has started sending: its audience is fixed in the outbox from then on."""
 
@@ -370,18 +310,6 @@ class Lease(Base):
 
 # Bounce handling finds a subscriber's latest sends; the (campaign, subscriber) key cannot serve that.
 Index("ix_outbox_subscriber_id", OutboxRow.subscriber_id)
-
-
-class FeedbackKind(enum.StrEnum):
-    """What a message that came back is."""
-
-    HARD = "hard"  # the address or its domain does not exist
-    SOFT = "soft"  # temporary, or a full mailbox
-    BLOCKED = "blocked"  # refused for policy, spam or authentication: about us, not the address
-    DELAYED = "delayed"  # still being tried
-    COMPLAINT = "complaint"  # "report spam" (ARF, or a provider's notification)
-    AUTO_REPLY = "auto_reply"  # out of office and the like
-    OTHER = "other"  # none of these, e.g. a person's reply: for staff to read
 
 
 class Bounce(Base):

@@ -9,7 +9,9 @@
 - ``retention``: what is removed, and after how long.
 - ``intake``: a request from the public form, kept from its answer until it is applied.
 - ``addresses``: cleaning what people type (addresses, names, tags).
-- ``queries``: reading the list (audiences, the welcome's, listings, access reports).
+- ``queries``: reading the list (audiences, the welcome's, access reports, counts).
+- ``listing``: the list as ``subscribers list`` and ``export`` show it, read with Core alone so that
+  they start without the ORM.
 
 May import: ``newsletter.store``, ``newsletter.config``, ``newsletter.errors``.
 """

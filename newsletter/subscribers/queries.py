@@ -1,4 +1,5 @@
-"""Reading the list: who receives a campaign, listings, exports, access reports and counts.
+"""Reading the list: who receives a campaign, access reports and counts (listings and exports are
+read without the ORM, in ``listing``).
 
 Nothing here changes a subscriber; an access report only appends the event that says it was
 handed out (through :func:`newsletter.subscribers.service.log_event`).
@@ -6,14 +7,15 @@ handed out (through :func:`newsletter.subscribers.service.log_event`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy.orm import Session
 
 from newsletter.store.models import Erasure, EventKind, SignupRequest, Status, Subscriber, SubscriberTag
+from newsletter.subscribers.listing import isoformat, summary
 from newsletter.subscribers.service import log_event
 
 
@@ -37,65 +39,20 @@ def welcome_audience(tags: Iterable[str], *, since: datetime) -> ColumnElement[b
     return and_(audience(tags), confirmed_a_request)
 
 
-def query(
-    session: Session, *, status: str | None = None, tag: str | None = None, batch: int = 1000
-) -> Iterator[Subscriber]:
-    """Subscribers, optionally by status and tag, streamed in id order."""
-    statement = select(Subscriber).options(selectinload(Subscriber.tags))
-    if status:
-        statement = statement.where(Subscriber.status == Status(status).value)
-    if tag:
-        statement = statement.where(
-            Subscriber.id.in_(select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == tag))
-        )
-    return stream(session, statement, batch=batch)
-
-
-def stream(session: Session, statement: Select[Subscriber], *, batch: int = 1000) -> Iterator[Subscriber]:
-    """The subscribers ``statement`` selects, in id order and in batches, so memory stays flat."""
-    statement = statement.order_by(Subscriber.id)
-    last_id = 0
-    while True:
-        rows = session.scalars(statement.where(Subscriber.id > last_id).limit(batch)).all()
-        if not rows:
-            return
-        yield from rows
-        last_id = rows[-1].id
-        session.expunge_all()  # keyset pagination: nothing is kept once yielded
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def summary(subscriber: Subscriber) -> dict[str, Any]:
-    """The fields of an export row."""
-    return {
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "status": subscriber.status,
-        "tags": subscriber.tag_names,
-        "source": subscriber.source,
-        "created_at": _iso(subscriber.created_at),
-        "confirmed_at": _iso(subscriber.confirmed_at),
-        "unsubscribed_at": _iso(subscriber.unsubscribed_at),
-    }
-
-
 def access_report(session: Session, subscriber: Subscriber, *, actor: str) -> dict[str, Any]:
     """Everything stored about one person (GDPR Art. 15), and a log line saying it was handed out."""
     log_event(session, subscriber, EventKind.EXPORTED, actor)
     session.refresh(subscriber)
     report = summary(subscriber)
-    report["updated_at"] = _iso(subscriber.updated_at)
+    report["updated_at"] = isoformat(subscriber.updated_at)
     report["consents"] = [
         {
             "method": c.method,
             "wording_version": c.wording_version,
             "origin": c.origin,
-            "given_at": _iso(c.given_at),
+            "given_at": isoformat(c.given_at),
             "ip_hash": c.ip_hash,
-            "confirmed_at": _iso(c.confirmed_at),
+            "confirmed_at": isoformat(c.confirmed_at),
             "confirm_event_id": c.confirm_event_id,
         }
         for c in subscriber.consents
@@ -107,13 +64,14 @@ def access_report(session: Session, subscriber: Subscriber, *, actor: str) -> di
         {
             "name": r.name,
             "topics": r.topics,
-            "created_at": _iso(r.created_at),
-            "confirmed_at": _iso(r.confirmed_at),
+            "created_at": isoformat(r.created_at),
+            "confirmed_at": isoformat(r.confirmed_at),
         }
         for r in requests
     ]
     report["events"] = [
-        {"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in subscriber.events
+        {"id": e.id, "kind": e.kind, "at": isoformat(e.at), "actor": e.actor, "detail": e.detail}
+        for e in subscriber.events
     ]
     return report
 
