@@ -102,7 +102,7 @@ def affected(result: Result[Any]) -> int:
 
 @dataclass
 class Store:
-    """A database with the project's schema: hands out sessions, and connections for Core reads."""
+    """A database with the project's schema: its engine (for Core reads) and sessions for the ORM."""
 
     engine: Engine
 
