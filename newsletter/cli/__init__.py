@@ -140,5 +140,8 @@ def main() -> None:
     # almost no garbage, yet the collector would walk them over and over while they load and once more
     # at exit: a third of a short command's time. It waits until the command is loaded (_loaded).
     gc.disable()
-    cli.main(prog_name="newsletter")
+    try:
+        cli.main(prog_name="newsletter")
+    finally:
+        gc.enable()  # for a caller that catches the exit (--help and --version load no command)
     sys.exit(0)
