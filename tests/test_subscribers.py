@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
 from newsletter.errors import ConfigError, InvalidAddress, NotFound, Suppressed
-from newsletter.store.engine import Store
+from newsletter.store.engine import Store, open_store
 from newsletter.store.models import Bounce, Consent, Erasure, Event, Source, Status, Subscriber, SubscriberTag
 from newsletter.subscribers import listing, queries, service
 from newsletter.subscribers.addresses import erasure_hash
@@ -197,6 +200,25 @@ def test_a_listed_row_says_what_the_model_says(store: Store) -> None:
     assert listed == modelled
     assert listed[0]["tags"] == ["client-stories", "faq-updates"]
     assert listed[0]["created_at"].endswith("+00:00") and listed[1]["unsubscribed_at"] is not None
+
+
+def test_the_listing_stays_within_old_sqlites_variable_limit(tmp_path: Path) -> None:
+    """SQLite before 3.32 allows 999 variables per statement: a page of the listing must not need one
+    per row. Here the limit is 10 and a page holds 20."""
+    store = open_store(f"sqlite:///{tmp_path / 'limit.db'}")
+    try:
+        for index in range(25):
+            add(store, f"v{index}@example.org", tags=["faq-updates"], confirmed=index % 2 == 0)
+        with store.engine.connect() as db:
+            raw = db.connection.dbapi_connection
+            assert isinstance(raw, sqlite3.Connection)
+            raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+            everyone = list(listing.rows(db, batch=20))
+            confirmed = list(listing.rows(db, status="confirmed", tag="faq-updates", batch=20))
+    finally:
+        store.dispose()
+    assert len(everyone) == 25 and all(row.tag_names == ["faq-updates"] for row in everyone)
+    assert [row.email for row in confirmed] == [f"v{index}@example.org" for index in range(0, 25, 2)]
 
 
 def test_the_listing_names_the_models_columns() -> None:
