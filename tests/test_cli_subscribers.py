@@ -130,6 +130,22 @@ def test_unsupported_databases_are_a_usage_error_naming_what_works(project: Path
     assert len(result.output.strip().splitlines()) == 1 and "s3cret" not in result.output
 
 
+def test_an_sqlite_too_old_for_the_store_is_one_line_naming_what_works(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    # This machine's SQLite is new enough; an old one cannot be installed on demand.
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    result = Newsletter(project, f"sqlite:///{tmp_path / 'old.db'}")("subscribers", "list")
+    assert result.exit_code == 1
+    assert (
+        result.output == "Error: this Python's SQLite is 3.31.1; the store needs 3.35.0 or newer (or use PostgreSQL)\n"
+    )
+    assert not (tmp_path / "old.db").exists()
+
+
 def test_python_dash_m_and_the_console_script_run(tmp_path: Path) -> None:
     result = subprocess.run(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # against the migration scripts); every command opens the store, only `init` migrates.
 SCHEMA_REVISION = "0007_public_ids"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# RETURNING (the send ledger's claims, bounces, the signup intake) came in 3.35; json_each (the
+# import) is built in since then on every usual build. Debian 12 has 3.40.
+SQLITE_MINIMUM = (3, 35, 0)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -64,6 +68,11 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
         _check_backend(parsed)
         if parsed.get_backend_name() == "sqlite":
+            if sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+                raise StoreError(
+                    f"this Python's SQLite is {sqlite3.sqlite_version}; the store needs "
+                    f"{'.'.join(map(str, SQLITE_MINIMUM))} or newer (or use PostgreSQL)"
+                )
             if parsed.database and parsed.database != ":memory:":
                 folder = Path(parsed.database).parent
                 if not folder.is_dir():

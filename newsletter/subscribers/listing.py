@@ -80,9 +80,9 @@ def rows(db: Connection, *, status: str | None = None, tag: str | None = None, b
         if not page:
             return
         first, last = page[0].id, page[-1].id
-        # The page's tags by its id range, not by an IN list of its ids: SQLite before 3.32 refuses
-        # more than 999 variables. Tags of people the filters left out are read and dropped; the
-        # ranges of successive pages do not overlap, so each tag is read once at most.
+        # The page's tags by its id range, not by an IN list of its ids: two variables whatever the
+        # page's size (SQLite caps them per statement: 999 before 3.32). Tags of people the filters
+        # left out are read and dropped; pages' ranges do not overlap, so each tag is read once.
         held = select(TAGS.c.subscriber_id, TAGS.c.tag).where(TAGS.c.subscriber_id.between(first, last))
         tags: defaultdict[int, list[str]] = defaultdict(list)
         for subscriber_id, name in db.execute(held.order_by(TAGS.c.subscriber_id, TAGS.c.tag)):
