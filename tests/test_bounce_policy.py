@@ -89,6 +89,14 @@ def test_the_soft_bounce_numbers_are_settings(store: Store, tmp_path: Path) -> N
     assert status_of(store, "ben@example.org") == "bounced"
 
 
+def test_a_soft_bounce_limit_of_0_never_marks_bounced(store: Store, tmp_path: Path) -> None:
+    settings = clinic_settings(tmp_path, secret_key=SECRET, bounce_address=BOUNCE_ADDRESS, soft_bounce_limit=0)
+    subscriber(store, "cy@example.org")
+    for row in sends(store, "cy@example.org", 4):
+        ingest(store, settings, soft(message("cy@example.org", row)))
+    assert status_of(store, "cy@example.org") == "confirmed"
+
+
 def test_a_report_about_someone_not_mailed_in_30_days_changes_nothing(store: Store, policy_settings: Settings) -> None:
     subscriber(store, "cy@example.org")
     subscriber(store, "dee@example.org")

@@ -37,6 +37,7 @@ from newsletter.web.pages import ARCHIVE_CSP
 from tests.conftest import Newsletter
 from tests.support.web import (
     BASE,
+    IP,
     SECRET,
     add_subscriber,
     confirm_path,
@@ -50,20 +51,11 @@ from tests.support.web import (
     sent,
     settle,
     snapshot,
+    subscribe,
     text_of,
     token_path,
     web_settings,
 )
-
-IP = "192.0.2.10"
-
-
-def subscribe(client: FlaskClient, address: str, *, ip: str = IP, **fields: object):  # type: ignore[no-untyped-def]
-    """A form request; with one topic ticked unless ``topic`` says otherwise (none is ticked in advance)."""
-    data = {"email": address, "name": "", "topic": ["faq-updates"], **fields}
-    response = client.post("/subscribe", data=data, environ_base={"REMOTE_ADDR": ip})
-    settle(client.application)  # the request is applied after the answer, on the mail thread
-    return response
 
 
 class _Form(HTMLParser):
@@ -828,6 +820,17 @@ def test_a_misconfigured_app_fails_at_start(tmp_path: Path, overrides: dict[str,
 def test_a_bad_transport_url_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(TransportConfigError):
         create_app(web_settings(tmp_path, transport="pigeon:north"))
+
+
+def test_the_wsgi_entry_point_passes_on_the_address_limits(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``per_address_total`` reaches the limiter: one under what a single source may send is refused."""
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NEWSLETTER_TRANSPORT", "memory:")
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'wsgi.db'}")
+    with pytest.raises(ConfigError, match=r"20 per 1 day .* 3 per 1 hour \(72\), or a stranger could use it up"):
+        wsgi(str(project), per_address="3/hour", per_address_total="20/day")
 
 
 def test_the_wsgi_entry_point_reads_the_project_settings(

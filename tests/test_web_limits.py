@@ -30,19 +30,12 @@ from tests.support.web import (
     serving,
     settle,
     snapshot,
+    subscribe,
     token_path,
 )
 
-IP = "192.0.2.10"
 FORM = "application/x-www-form-urlencoded"
 OFF = {"per_ip": "", "per_address": "", "per_address_total": ""}
-
-
-def subscribe(client: FlaskClient, address: str, *, ip: str = IP, **fields: object):  # type: ignore[no-untyped-def]
-    data = {"email": address, "topic": ["faq-updates"], **fields}
-    response = client.post("/subscribe", data=data, environ_base={"REMOTE_ADDR": ip})
-    settle(client.application)
-    return response
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from newsletter.campaigns.lint import lint_file
 from newsletter.cli.app import App
 from newsletter.cli.campaign_common import CAMPAIGN, prepare_or_explain, print_issues
 from newsletter.cli.faq_cmd import AGAINST, SINCE, change_report
-from newsletter.cli.output import json_option, print_json, print_table
+from newsletter.cli.output import json_option, print_json, print_table, server_options
 from newsletter.delivery import service as delivery
 from newsletter.delivery.prepare import sample_message
 from newsletter.errors import InputError
@@ -150,14 +150,7 @@ def build(app: App, ref: str, folder: Path, draft: bool, as_json: bool) -> None:
 
 @click.command()
 @CAMPAIGN
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it local).")
-@click.option(
-    "--port",
-    default=8025,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0: any free port).",
-)
+@server_options(default_port=8025)
 @click.pass_obj
 def preview(app: App, ref: str, host: str, port: int) -> None:
     """Preview the email and its checks, live.

@@ -21,7 +21,7 @@ def json_option(func: F) -> F:
 
 
 def server_options(default_port: int) -> Callable[[F], F]:
-    """--host and --port for a command that runs a server on this machine."""
+    """--host and --port for a command that runs a server for development on this machine."""
 
     def decorate(func: F) -> F:
         func = click.option(
@@ -31,7 +31,9 @@ def server_options(default_port: int) -> Callable[[F], F]:
             type=click.IntRange(0, 65535),
             help="Port to listen on (0: any free one).",
         )(func)
-        return click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")(func)
+        return click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it local)."
+        )(func)
 
     return decorate
 

@@ -32,6 +32,7 @@ from flufl.bounce import all_failures
 from newsletter.delivery.outcomes import Severity, classify, enhanced_status
 from newsletter.feedback import parse, records
 from newsletter.store.models import FeedbackKind
+from newsletter.subscribers.addresses import one_line
 
 SEVERITY_KIND = {
     Severity.HARD: FeedbackKind.HARD,
@@ -268,8 +269,8 @@ def _diagnostic_near(text: str, address: str) -> str:
                 if block and not following.strip():
                     break
                 block.append(following.strip())
-            return parse.one_line(" ".join(block))[:DIAGNOSTIC_LIMIT]
-    return parse.one_line(text)[:DIAGNOSTIC_LIMIT]
+            return one_line(" ".join(block))[:DIAGNOSTIC_LIMIT]
+    return one_line(text)[:DIAGNOSTIC_LIMIT]
 
 
 def _auto_reply(message: parse.Message, structure: parse.Parts, reading: Reading) -> bool:

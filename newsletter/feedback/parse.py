@@ -17,6 +17,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from newsletter.subscribers.addresses import one_line
+
 Message = email.message.Message
 
 # Where the copy of the original message starts inside a text bounce (Exim, qmail, Sendmail, Exchange).
@@ -67,17 +69,6 @@ def header(message: Message, name: str) -> str:
     if value is None:
         return ""
     return one_line(str(value))
-
-
-def one_line(text: str) -> str:
-    """Text on one line, every run of spaces, controls and line breaks made one space.
-
-    What is read from a message that came back is stored and shown; a NUL in it is refused by
-    PostgreSQL, and other controls have no business in a report to staff.
-    """
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else " " for c in text)
-    return " ".join(text.split())
 
 
 # An addr-spec as it appears in the headers read here (envelope headers, DSN and ARF fields). A

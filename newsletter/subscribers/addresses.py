@@ -1,4 +1,4 @@
-"""Cleaning what people type: email addresses, names and tags."""
+"""Cleaning what people type: email addresses, names, tags, and outside text shown on one line."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def _is_unwanted(char: str) -> bool:
     # Cc covers CR, LF, NUL, U+0085 and the C0/C1 controls; Zl/Zp are U+2028/U+2029; Cf holds
     # invisible format characters such as bidi overrides, which can disguise a name.
     return unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def one_line(text: str) -> str:
+    """Text on one line, every run of spaces, controls and line breaks made one space: for text from
+    outside (a file's cell, a message that came back) in a one-line message or a stored report. A NUL
+    is refused by PostgreSQL, and other controls have no place in a report to staff."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())
 
 
 def clean_name(raw: str | None) -> str:

@@ -58,7 +58,15 @@ from newsletter.store.models import (
     new_public_id,
     utcnow,
 )
-from newsletter.subscribers.addresses import Address, clean_name, clean_tag, clean_tags, erasure_hash, normalise_address
+from newsletter.subscribers.addresses import (
+    Address,
+    clean_name,
+    clean_tag,
+    clean_tags,
+    erasure_hash,
+    normalise_address,
+    one_line,
+)
 from newsletter.subscribers.consent import consent_given
 from newsletter.subscribers.csv_input import not_decodable, read_header
 from newsletter.subscribers.csv_input import open_csv as open_csv  # part of this module's API
@@ -161,8 +169,7 @@ class Columns:
 
 def _shown(text: str, limit: int = 200) -> str:
     """Text from the file, safe in a one-line message: on one line, printable, not too long."""
-    line = "".join(c if c.isprintable() else " " for c in text)
-    line = " ".join(line.split())
+    line = one_line(text)
     return line if len(line) <= limit else line[:limit] + "..."
 
 

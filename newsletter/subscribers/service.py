@@ -83,7 +83,6 @@ __all__ = [
     "request_signup",
     "set_topics",
     "soft_bounce",
-    "soft_bounces_suppress",
     "topics_of",
     "unsubscribe",
     "update_preferences",
@@ -412,12 +411,6 @@ def complain(session: Session, subscriber: Subscriber, *, actor: str, flush: boo
     return _suppress(session, subscriber, Status.COMPLAINED, actor, reason, flush=flush)
 
 
-def soft_bounces_suppress(soft_bounces: int, limit: int) -> bool:
-    """The soft-bounce rule: ``limit`` soft bounces in a subscriber's latest sends mark them bounced
-    (a limit of 0 turns the rule off)."""
-    return limit >= 1 and soft_bounces >= limit
-
-
 def soft_bounce(
     session: Session,
     subscriber: Subscriber,
@@ -432,10 +425,10 @@ def soft_bounce(
     """A soft bounce was recorded, the ``soft_bounces``-th within the subscriber's last ``window`` sends.
 
     At ``limit`` the address is treated as dead and the subscriber marked bounced; below it, nothing
-    changes (the bounce itself is kept by the caller). Returns True if the status changed.
-    ``flush`` as for :func:`hard_bounce`.
+    changes (the bounce itself is kept by the caller); a limit of 0 turns the rule off. Returns True if
+    the status changed. ``flush`` as for :func:`hard_bounce`.
     """
-    if not soft_bounces_suppress(soft_bounces, limit):
+    if limit < 1 or soft_bounces < limit:
         return False
     detail = {"soft_bounces": soft_bounces, "window": window, **reason}
     return _suppress(session, subscriber, Status.BOUNCED, actor, detail, flush=flush)

@@ -33,7 +33,6 @@ from newsletter.subscribers import service as subscribers
 from newsletter.subscribers.addresses import Address
 from newsletter.subscribers.consent import ConsentInfo
 from newsletter.subscribers.service import Reply, SignupOutcome
-from newsletter.web.emails import usable_recipient
 from newsletter.web.forms import SignupForm
 from newsletter.web.mailer import Job
 from newsletter.web.state import WebState
@@ -120,7 +119,7 @@ def apply_signup(state: WebState, intake_id: int) -> OutgoingMessage | None:
     if applied is None:
         return None
     request, outcome = applied
-    return _reply(state, usable_recipient(request.address.email), outcome)
+    return _reply(state, request.address.email, outcome)  # the email puts it in wire form
 
 
 def _reply(state: WebState, recipient: str, outcome: SignupOutcome) -> OutgoingMessage | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
@@ -65,6 +66,18 @@ def settle(app: Flask) -> None:
     mailer = app.extensions["newsletter"].mailer
     mailer.start()
     mailer.join()
+
+
+IP = "192.0.2.10"  # documentation range (RFC 5737): a form sender's address
+
+
+def subscribe(client: FlaskClient, address: str, *, ip: str = IP, **fields: object):  # type: ignore[no-untyped-def]
+    """A form request, applied; with one topic ticked unless ``topic`` says otherwise (none is ticked
+    in advance)."""
+    data = {"email": address, "name": "", "topic": ["faq-updates"], **fields}
+    response = client.post("/subscribe", data=data, environ_base={"REMOTE_ADDR": ip})
+    settle(client.application)  # the request is applied after the answer, on the mail thread
+    return response
 
 
 def sent(app: Flask) -> list[OutgoingMessage]:
