@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from newsletter.subscribers import listing
 from newsletter.subscribers.addresses import NAME_MAX, normalise_address
 from newsletter.subscribers.export import csv_chunks
 from newsletter.subscribers.importer import ImportReport, import_csv, open_csv
+from tests.support.fuzz import edits, mutate
 
 TOPICS = {"faq-updates": "FAQ updates", "clinic-news": "Clinic news", "client-stories": "Client stories"}
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -122,6 +122,11 @@ class Export:
         )
 
     @property
+    def oversized(self) -> bool:
+        """A cell over the csv module's field limit: the importer refuses such a file, in one line."""
+        return any(len(c) > csv.field_size_limit() for r in self.rows for c in r)
+
+    @property
     def data_rows(self) -> int:
         """Rows the importer must account for: every row that is not blank."""
         return sum(1 for row in self.rows if "".join(row).strip())
@@ -152,16 +157,16 @@ def exports(draw: st.DrawFn) -> Export:
 
 
 @pytest.fixture(scope="module")
-def store() -> Iterator[Store]:
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-import-"))
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("fuzz-import-")
     opened = open_store(f"sqlite:///{folder / 'subscribers.db'}")
     yield opened
     opened.dispose()
 
 
 @pytest.fixture(scope="module")
-def folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="fuzz-import-files-"))
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz-import-files-")
 
 
 def run_import(store: Store, path: Path) -> ImportReport | None:
@@ -211,17 +216,13 @@ def test_an_export_is_imported_or_refused_in_one_line(store: Store, folder: Path
     path = folder / "export.csv"
     path.write_bytes(export.data())
     report = run_import(store, path)
+    if export.plain and not export.oversized:
+        event("plain")
+        assert report is not None, "a plain export was refused"  # an importer refusing everything fails here
     if report is None or not export.plain:
         return
     accounted = report.imported + report.duplicates + len(report.invalid) + len(report.no_consent)
     assert accounted == export.data_rows, report.as_dict()
-
-
-def mutate(data: bytes, edits: list[tuple[int, bytes, int]]) -> bytes:
-    for position, inserted, removed in edits:
-        at = position % (len(data) + 1)
-        data = data[:at] + inserted + data[at + removed :]
-    return data
 
 
 SAMPLE = (
@@ -230,18 +231,11 @@ SAMPLE = (
     b"2026-01-03 11:30,Bo,bo@example.org,Client stories,I agree\r\n"
     b"9/1/2026 13:00,Cy,cy@example.org,,no\r\n"
 )
-edits = st.lists(
-    st.tuples(
-        st.integers(0, 10_000),
-        st.one_of(st.binary(max_size=6), st.sampled_from([b'"', b",", b"\r\n", b"\x00", b"\xff\xfe", b"\xe9", b"="])),
-        st.integers(0, 8),
-    ),
-    max_size=6,
-)
+sample_edits = edits(10_000, 6, 8, [b'"', b",", b"\r\n", b"\x00", b"\xff\xfe", b"\xe9", b"="], max_edits=6)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.one_of(st.binary(max_size=400), edits.map(lambda e: mutate(SAMPLE, e))))
+@given(data=st.one_of(st.binary(max_size=400), sample_edits.map(lambda e: mutate(SAMPLE, e))))
 @example(data=b'"\n')  # found by this test: a header cell with a line break made a two-line error
 @example(data=b"\xef\xbb\xbf")  # a byte-order mark and nothing else
 @example(data=b"email\r\nana@example.org\x00\r\n")

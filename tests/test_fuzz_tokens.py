@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import string
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 from itsdangerous import Signer
 
 from newsletter.delivery.links import PURPOSES, TOKEN_MAX, BadToken, Links, Purpose
 from newsletter.store.engine import Store, open_store
-from newsletter.store.models import PUBLIC_ID_LENGTH, Source, new_public_id
+from newsletter.store.models import PUBLIC_ID_LENGTH, Source
 from newsletter.subscribers import service
 from newsletter.subscribers.addresses import normalise_address
 from newsletter.subscribers.consent import ConsentInfo
@@ -31,10 +29,8 @@ links = Links(SECRET, "https://news.harvest.example", confirm_max_age=3600)
 other_key = Links("another-secret-0123456789abcdef-xyz", "https://news.harvest.example")
 
 purposes = st.sampled_from(PURPOSES)
-public_ids = st.one_of(
-    st.builds(lambda _: new_public_id(), st.integers()),
-    st.text(string.ascii_lowercase + "234567", min_size=PUBLIC_ID_LENGTH, max_size=PUBLIC_ID_LENGTH),
-)
+# What new_public_id makes (lower-case base32), drawn by Hypothesis so that a failure can be replayed.
+public_ids = st.text(string.ascii_lowercase + "234567", min_size=PUBLIC_ID_LENGTH, max_size=PUBLIC_ID_LENGTH)
 request_tokens = st.text(string.hexdigits.lower()[:16], min_size=1, max_size=32)
 email_keys = st.text(max_size=80)
 campaign_ids = st.none() | st.integers(min_value=0, max_value=2**62)
@@ -48,6 +44,14 @@ junk = st.one_of(
 
 def key_for(purpose: Purpose, draw_public: str, draw_request: str) -> str:
     return draw_request if purpose == "confirm" else draw_public
+
+
+# The last character of a signature (32 bytes in 43 of base64's characters) carries 2 spare bits:
+# changing only those re-encodes the same bytes, which verification accepts.
+SIGNED_ID = "a" * PUBLIC_ID_LENGTH
+SIGNED = links.token("unsubscribe", SIGNED_ID, "")
+_BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+SPARE_BITS_CHANGED = _BASE64URL[_BASE64URL.index(SIGNED[-1]) ^ 1]
 
 
 @given(
@@ -79,7 +83,13 @@ def test_a_token_says_exactly_what_was_signed(
     cut=st.booleans(),
 )
 @example(  # a change in the signature's last character that keeps its bytes would be harmless, not a forgery
-    purpose="unsubscribe", public_id="a" * 26, email_key="", campaign=None, position=10_000, replacement="B", cut=False
+    purpose="unsubscribe",
+    public_id=SIGNED_ID,
+    email_key="",
+    campaign=None,
+    position=len(SIGNED) - 1,
+    replacement=SPARE_BITS_CHANGED,
+    cut=False,
 )
 def test_a_changed_token_is_refused_or_says_the_same(
     purpose: Purpose, public_id: str, email_key: str, campaign: int | None, position: int, replacement: str, cut: bool
@@ -93,6 +103,7 @@ def test_a_changed_token_is_refused_or_says_the_same(
         claim = links.read(purpose, changed)
     except BadToken:
         return
+    event("a changed token was accepted")
     # Only a re-encoding of the same signed bytes can pass (base64's spare bits): never other content.
     assert (claim.key, claim.campaign_id) == (key, campaign) and links.matches(claim, email_key)
 
@@ -138,9 +149,9 @@ def test_confirm_links_expire_and_the_others_never_do(purpose: Purpose, public_i
 
 
 @pytest.fixture(scope="module")
-def populated() -> Iterator[tuple[Store, dict[str, tuple[str, str, str]]]]:
+def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, dict[str, tuple[str, str, str]]]]:
     """A store with a few people: {email: (public id, email key, signup request token)}."""
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-tokens-"))
+    folder = tmp_path_factory.mktemp("fuzz-tokens-")
     store = open_store(f"sqlite:///{folder / 'subscribers.db'}")
     people: dict[str, tuple[str, str, str]] = {}
     with store.session() as session:
